@@ -1,0 +1,173 @@
+"""Test helpers: the backend grid, host-side comparison, Nielsen's reference code."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import array_api_compat
+import numpy as np
+import pytest
+
+from portable_nn import Backend, BackendUnavailableError, resolve_backend, to_numpy
+
+#: Every backend the suite knows how to run on, in report order.
+ALL_BACKENDS = ("numpy", "array_api_strict", "torch", "cupy")
+
+#: Relative/absolute tolerance of a backend against the NumPy reference, per dtype.
+#: About 1e5 ulps: room for a different BLAS summation order compounded over a
+#: few dozen SGD steps, far below any real bug (those show up at 1e-2 and above).
+PARITY_TOL = {"float64": 1e5 * np.finfo(np.float64).eps, "float32": 1e3 * np.finfo(np.float32).eps}
+
+
+def requested_backends() -> tuple[str, ...]:
+    """Backends named in ``PORTABLE_NN_BACKENDS`` (comma separated), default all."""
+    raw = os.environ.get("PORTABLE_NN_BACKENDS", "").strip()
+    if not raw:
+        return ALL_BACKENDS
+    names = tuple(n.strip() for n in raw.split(",") if n.strip())
+    unknown = sorted(set(names) - set(ALL_BACKENDS))
+    if unknown:
+        raise pytest.UsageError(f"PORTABLE_NN_BACKENDS: unknown backend(s) {unknown}; known: {ALL_BACKENDS}")
+    return names
+
+
+def backends_required() -> bool:
+    """``PORTABLE_NN_REQUIRE_BACKENDS=1``: a missing backend is an error, not a skip."""
+    return os.environ.get("PORTABLE_NN_REQUIRE_BACKENDS", "") not in ("", "0")
+
+
+def _device_for(name: str) -> Any:
+    if name == "array_api_strict":
+        # A non-default device: any array created without device=... lands on
+        # CPU_DEVICE and mixing the two raises, so a misplaced array is caught.
+        return importlib.import_module("array_api_strict").Device("device1")
+    return None
+
+
+def make_backend(name: str) -> Backend:
+    """Resolve a backend for a test, or skip (fail when backends are required)."""
+    try:
+        return resolve_backend(name, _device_for(name))
+    except BackendUnavailableError as exc:
+        if backends_required():
+            pytest.fail(f"backend {name!r} was required but is unavailable: {exc}", pytrace=False)
+        pytest.skip(f"backend {name!r} unavailable: {exc}")
+
+
+def backend_dtype_grid(dtypes: tuple[str, ...] = ("float64", "float32")) -> Iterator[tuple[str, str]]:
+    """``(backend name, dtype)`` pairs for parametrising a test."""
+    for name in requested_backends():
+        for dtype in dtypes:
+            yield name, dtype
+
+
+def assert_on_backend(array: Any, backend: Backend, shape: tuple[int, ...], dtype: str) -> None:
+    """The array belongs to ``backend``'s namespace and device, with this shape and dtype."""
+    namespace = array_api_compat.array_namespace(array)
+    assert namespace is backend.xp, f"array is in {namespace.__name__}, expected {backend.xp.__name__}"
+    assert array_api_compat.device(array) == backend.device, (
+        f"array is on {array_api_compat.device(array)}, expected {backend.device}"
+    )
+    assert tuple(array.shape) == shape, f"shape {tuple(array.shape)} != {shape}"
+    assert array.dtype == getattr(backend.xp, dtype), f"dtype {array.dtype} != {dtype}"
+
+
+def assert_close(actual: Any, desired: np.ndarray, backend: Backend, dtype: str, tol: float | None = None) -> float:
+    """Check namespace, device, shape and dtype of ``actual``, then its values on the host.
+
+    Returns the largest absolute deviation, for reporting.
+    """
+    assert isinstance(desired, np.ndarray), "the reference must be a NumPy array"
+    assert_on_backend(actual, backend, desired.shape, dtype)
+    tol = PARITY_TOL[dtype] if tol is None else tol
+    host = to_numpy(actual)
+    np.testing.assert_allclose(host, desired, rtol=tol, atol=tol)
+    return float(np.max(np.abs(host.astype(np.float64) - desired))) if desired.size else 0.0
+
+
+# -- Nielsen's original per-example code, kept as the reference -----------------
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def sigmoid_prime(z: np.ndarray) -> np.ndarray:
+    return sigmoid(z) * (1 - sigmoid(z))
+
+
+def nielsen_backprop(biases, weights, x, y):
+    """``network.py``'s backprop for one sample ``x (n_in, 1)``, ``y (n_out, 1)``."""
+    nabla_b = [np.zeros(b.shape) for b in biases]
+    nabla_w = [np.zeros(w.shape) for w in weights]
+    activation = x
+    activations = [x]
+    zs = []
+    for b, w in zip(biases, weights):
+        z = np.dot(w, activation) + b
+        zs.append(z)
+        activation = sigmoid(z)
+        activations.append(activation)
+    delta = (activations[-1] - y) * sigmoid_prime(zs[-1])
+    nabla_b[-1] = delta
+    nabla_w[-1] = np.dot(delta, activations[-2].transpose())
+    for layer in range(2, len(biases) + 1):
+        z = zs[-layer]
+        delta = np.dot(weights[-layer + 1].transpose(), delta) * sigmoid_prime(z)
+        nabla_b[-layer] = delta
+        nabla_w[-layer] = np.dot(delta, activations[-layer - 1].transpose())
+    return nabla_b, nabla_w
+
+
+def nielsen_update_mini_batch(biases, weights, mini_batch, eta):
+    """``network.py``'s update: loop over samples, then one step; returns new lists."""
+    nabla_b = [np.zeros(b.shape) for b in biases]
+    nabla_w = [np.zeros(w.shape) for w in weights]
+    for x, y in mini_batch:
+        delta_nabla_b, delta_nabla_w = nielsen_backprop(biases, weights, x, y)
+        nabla_b = [nb + dnb for nb, dnb in zip(nabla_b, delta_nabla_b)]
+        nabla_w = [nw + dnw for nw, dnw in zip(nabla_w, delta_nabla_w)]
+    weights = [w - (eta / len(mini_batch)) * nw for w, nw in zip(weights, nabla_w)]
+    biases = [b - (eta / len(mini_batch)) * nb for b, nb in zip(biases, nabla_b)]
+    return biases, weights
+
+
+def quadratic_cost(biases, weights, x, y) -> float:
+    """``½ Σ‖a(x) − y‖²`` over the columns of ``x``, computed in NumPy float64."""
+    a = x
+    for b, w in zip(biases, weights):
+        a = sigmoid(w @ a + b)
+    return 0.5 * float(np.sum((a - y) ** 2))
+
+
+def synthetic_problem(n: int, n_in: int = 6, n_out: int = 3, seed: int = 0):
+    """A learnable toy problem: the label is the argmax of a fixed linear map.
+
+    Returns ``(inputs (n, n_in) float64 in [0, 1], labels (n,) int64)``.
+    """
+    rng = np.random.default_rng(seed)
+    inputs = rng.random((n, n_in))
+    projection = rng.standard_normal((n_in, n_out))
+    labels = np.argmax((inputs - 0.5) @ projection, axis=1).astype(np.int64)
+    return inputs, labels
+
+
+def one_hot_columns(labels: np.ndarray, n_out: int) -> np.ndarray:
+    """``(n,)`` labels to an ``(n_out, n)`` one-hot column matrix."""
+    out = np.zeros((n_out, labels.shape[0]))
+    out[labels, np.arange(labels.shape[0])] = 1.0
+    return out
+
+
+def nielsen_pairs(inputs: np.ndarray, labels: np.ndarray, n_out: int, one_hot: bool = True):
+    """Stacked data to Nielsen's list of ``(x (n_in, 1), y)`` pairs."""
+    pairs = []
+    for x, label in zip(inputs, labels):
+        if one_hot:
+            y = np.zeros((n_out, 1))
+            y[label] = 1.0
+        else:
+            y = int(label)
+        pairs.append((x.reshape(-1, 1), y))
+    return pairs
