@@ -191,17 +191,10 @@ def to_numpy(array: Any) -> np.ndarray:
         return array.get()
     if array_api_compat.is_torch_array(array):
         return array.detach().cpu().numpy()
-    if array_api_compat.is_array_api_strict_namespace(_namespace_or_none(array)):
+    if type(array).__module__.startswith("array_api_strict"):
         strict = importlib.import_module("array_api_strict")
         return np.asarray(array.to_device(strict.Device("CPU_DEVICE")))
     return np.asarray(array)
-
-
-def _namespace_or_none(array: Any) -> Any:
-    try:
-        return array_api_compat.array_namespace(array)
-    except TypeError:
-        return None
 
 
 def device_name(backend: Backend) -> str:

@@ -62,7 +62,9 @@ def read_idx(path: str | os.PathLike[str], ndim: int | None = None) -> np.ndarra
     if zero != 0:
         raise IDXFormatError(f"{path}: bad magic number {data[:4].hex()} (not an IDX file)")
     if type_code != _UBYTE:
-        raise IDXFormatError(f"{path}: IDX type code 0x{type_code:02x} is not supported (expected 0x08, unsigned bytes)")
+        raise IDXFormatError(
+            f"{path}: IDX type code 0x{type_code:02x} is not supported (expected 0x08, unsigned bytes)"
+        )
     if ndim is not None and dims != ndim:
         raise IDXFormatError(f"{path}: expected {ndim} dimension(s), the header says {dims}")
     header_end = 4 + 4 * dims

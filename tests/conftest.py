@@ -14,7 +14,6 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
-
 from helpers import make_backend, requested_backends
 
 _COUNTS: dict[str, Counter] = defaultdict(Counter)
