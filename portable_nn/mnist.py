@@ -32,12 +32,20 @@ class MNIST:
     test_labels: np.ndarray
 
 
-def find_file(data_dir: Path, stem: str) -> Path:
-    """``stem.gz`` or ``stem`` in ``data_dir`` (``FileNotFoundError`` naming both)."""
+def existing_file(data_dir: Path, stem: str) -> Path | None:
+    """``stem.gz`` or ``stem`` in ``data_dir``, or ``None`` when neither exists."""
     for name in (stem + ".gz", stem):
         if (data_dir / name).is_file():
             return data_dir / name
-    raise FileNotFoundError(f"{data_dir}: neither {stem}.gz nor {stem} found")
+    return None
+
+
+def find_file(data_dir: Path, stem: str) -> Path:
+    """``stem.gz`` or ``stem`` in ``data_dir`` (``FileNotFoundError`` naming both)."""
+    path = existing_file(data_dir, stem)
+    if path is None:
+        raise FileNotFoundError(f"{data_dir}: neither {stem}.gz nor {stem} found")
+    return path
 
 
 def _images(path: Path, dtype: str) -> np.ndarray:
@@ -68,3 +76,83 @@ def read_mnist_dir(data_dir: str | os.PathLike[str], dtype: str = "float64") -> 
                 f"{data_dir}: {split} set has {n_img} images but {n_lab} labels"
             )
     return MNIST(**arrays)
+
+
+#: Environment variable naming a directory of MNIST files.
+DATA_ENV = "PORTABLE_NN_DATA"
+
+
+def default_cache_dir() -> Path:
+    """Per-user cache: ``$XDG_CACHE_HOME/portable_nn/mnist`` or ``~/.cache/portable_nn/mnist``."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "portable_nn" / "mnist"
+
+
+def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Where MNIST is read from: ``data_dir``, else ``$PORTABLE_NN_DATA``, else the user cache."""
+    if data_dir is not None:
+        return Path(data_dir).expanduser()
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV]).expanduser()
+    return default_cache_dir()
+
+
+def _missing(data_dir: Path) -> list[str]:
+    return [stem for stem in FILES.values() if existing_file(data_dir, stem) is None]
+
+
+def load_mnist(
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    download: bool = True,
+    dtype: str = "float64",
+    mirrors: tuple[str, ...] | None = None,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """MNIST as ``(train_images, train_labels), (test_images, test_labels)``.
+
+    Images are ``(n, 784)`` arrays of ``dtype`` scaled to [0, 1]; labels are
+    ``(n,)`` int64.  Files are looked for in ``data_dir``, then
+    ``$PORTABLE_NN_DATA``, then the per-user cache; missing ones are downloaded
+    there when ``download`` is true (verified against pinned SHA-256 digests).
+    Files already present are format-checked but not digest-checked, so a
+    local copy of the data may differ from the canonical bytes.
+    """
+    from . import download as downloader
+
+    directory = resolve_data_dir(data_dir)
+    missing = _missing(directory)
+    if missing and download:
+        for stem in missing:
+            try:
+                downloader.download_file(stem + ".gz", directory, mirrors=mirrors or downloader.MIRRORS)
+            except downloader.DownloadError as exc:
+                raise downloader.DownloadError(
+                    f"{exc}\nWithout internet access, put the four MNIST files "
+                    f"({', '.join(s + '.gz' for s in FILES.values())}) into {directory}, "
+                    f"or point --data-dir / ${DATA_ENV} at a directory that has them."
+                ) from exc
+    elif missing:
+        raise FileNotFoundError(
+            f"MNIST files missing from {directory}: {', '.join(missing)} (.gz or raw); "
+            "download is off, so put them there or choose another --data-dir"
+        )
+    data = read_mnist_dir(directory, dtype)
+    return (data.train_images, data.train_labels), (data.test_images, data.test_labels)
+
+
+def load_data_wrapper(
+    data_dir: str | os.PathLike[str] | None = None, *, download: bool = True, dtype: str = "float64"
+) -> tuple[list, list, list]:
+    """Nielsen's ``mnist_loader.load_data_wrapper()``, as lists that can be sliced.
+
+    Returns ``(training_data, validation_data, test_data)``: 50,000 pairs
+    ``(x (784, 1), y one-hot (10, 1))``, then 10,000 and 10,000 pairs
+    ``(x (784, 1), int label)``.  The validation set is the last 10,000
+    training images, as in the book.
+    """
+    (train_x, train_y), (test_x, test_y) = load_mnist(data_dir, download=download, dtype=dtype)
+    eye = np.eye(10, dtype=dtype)
+    training = [(x.reshape(784, 1), eye[y].reshape(10, 1)) for x, y in zip(train_x[:50_000], train_y[:50_000])]
+    validation = [(x.reshape(784, 1), int(y)) for x, y in zip(train_x[50_000:], train_y[50_000:])]
+    test = [(x.reshape(784, 1), int(y)) for x, y in zip(test_x, test_y)]
+    return training, validation, test

@@ -14,8 +14,10 @@ Host-side work -- random numbers, data conversion, argument checks -- lives in
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from . import dataforms, initializers
@@ -240,6 +242,15 @@ class Network:
                 else:
                     print(f"Epoch {j}: {correct} / {test.n}")
         return history
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Save sizes, weights and biases to ``.npz`` or ``.json`` (atomic write).
+
+        The file loads onto any backend with :func:`portable_nn.load`.
+        """
+        from .serialization import save
+
+        return save(self, path)
 
     def _synchronize(self) -> None:
         """Wait for queued device work (one tiny host copy)."""
