@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -203,6 +204,8 @@ class Network:
         test_data: Any = None,
         *,
         quiet: bool = False,
+        on_batch: Callable[[int], None] | None = None,
+        on_epoch: Callable[[EpochResult], None] | None = None,
     ) -> list[EpochResult]:
         """Train with mini-batch stochastic gradient descent.
 
@@ -213,7 +216,9 @@ class Network:
         round-trip is one per epoch, for timing and accuracy.
 
         Returns one :class:`EpochResult` per epoch, and prints Nielsen's
-        ``Epoch j: k / n`` lines unless ``quiet``.
+        ``Epoch j: k / n`` lines unless ``quiet``.  ``on_batch(m)`` is called
+        after each mini-batch of ``m`` samples is queued (for progress bars; it
+        must not read device arrays), ``on_epoch(result)`` after each epoch.
         """
         epochs = check_int(epochs, "epochs", 0)
         mini_batch_size = check_int(mini_batch_size, "mini_batch_size", 1)
@@ -231,11 +236,15 @@ class Network:
             for k in range(0, n, mini_batch_size):
                 stop = min(k + mini_batch_size, n)
                 self._step(inputs[k:stop, :], targets[k:stop, :], eta / (stop - k))
+                if on_batch is not None:
+                    on_batch(stop - k)
             self._synchronize()
             seconds = time.perf_counter() - start
             correct = None if test is None else self._count_correct(test)
             result = EpochResult(j, seconds, correct, None if test is None else test.n)
             history.append(result)
+            if on_epoch is not None:
+                on_epoch(result)
             if not quiet:
                 if test is None:
                     print(f"Epoch {j} complete")
