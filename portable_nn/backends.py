@@ -22,7 +22,7 @@ KNOWN_BACKENDS = ("numpy", "cupy", "torch", "array_api_strict", "jax")
 
 #: What to run when a backend's library is missing.
 INSTALL_HINTS = {
-    "numpy": 'pip install numpy',
+    "numpy": "pip install numpy",
     "cupy": 'pip install "portable-nn[cuda12]"   (or "portable-nn[cuda13]" for a CUDA 13 driver)',
     "torch": 'pip install "portable-nn[torch]"',
     "array_api_strict": 'pip install "portable-nn[strict]"',
@@ -98,8 +98,7 @@ def _check_cupy_usable(cupy: ModuleType) -> None:
         ) from exc
     if n_devices < 1:
         raise BackendUnavailableError(
-            "xp='cupy': CuPy is installed but reports 0 CUDA devices. "
-            "Use xp='numpy' on this machine."
+            "xp='cupy': CuPy is installed but reports 0 CUDA devices. Use xp='numpy' on this machine."
         )
     try:
         int((cupy.arange(4) * 2).sum())
@@ -152,8 +151,7 @@ def resolve_backend(xp: Any = "numpy", device: Any = None) -> Backend:
         name = xp.strip().lower().replace("-", "_")
         if name not in KNOWN_BACKENDS:
             raise ValueError(
-                f"xp must be one of {', '.join(map(repr, KNOWN_BACKENDS))} or an "
-                f"array namespace module; got {xp!r}"
+                f"xp must be one of {', '.join(map(repr, KNOWN_BACKENDS))} or an array namespace module; got {xp!r}"
             )
         module = _import("jax.numpy" if name == "jax" else name)
     elif isinstance(xp, ModuleType):

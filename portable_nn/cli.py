@@ -64,7 +64,9 @@ def _positive_float(text: str) -> float:
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--data-dir", type=Path, default=None,
+        "--data-dir",
+        type=Path,
+        default=None,
         help=f"directory of the four MNIST IDX files (default: ${DATA_ENV}, then ~/.cache/portable_nn/mnist)",
     )
     parser.add_argument("--no-download", action="store_true", help="fail instead of downloading missing files")
@@ -73,7 +75,9 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
 def _add_backend_options(parser: argparse.ArgumentParser, dtype_default: str | None) -> None:
     parser.add_argument("--backend", default="numpy", choices=KNOWN_BACKENDS, help="array library (default: numpy)")
     parser.add_argument(
-        "--dtype", default=dtype_default, choices=("float32", "float64"),
+        "--dtype",
+        default=dtype_default,
+        choices=("float32", "float64"),
         help=f"floating-point type (default: {dtype_default or 'the model file'})",
     )
 
@@ -90,10 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=_positive_int, default=10, help="mini-batch size (default: 10)")
     train.add_argument("--eta", type=_positive_float, default=3.0, help="learning rate (default: 3.0)")
     train.add_argument("--seed", type=int, default=None, help="random seed (default: fresh entropy)")
-    train.add_argument("--train-size", type=_positive_int, default=50_000,
-                       help="train on the first N training images (default: 50000, the book's split)")
-    train.add_argument("--test-size", type=_positive_int, default=10_000,
-                       help="evaluate on the first N test images (default: 10000)")
+    train.add_argument(
+        "--train-size",
+        type=_positive_int,
+        default=50_000,
+        help="train on the first N training images (default: 50000, the book's split)",
+    )
+    train.add_argument(
+        "--test-size", type=_positive_int, default=10_000, help="evaluate on the first N test images (default: 10000)"
+    )
     _add_data_options(train)
     train.add_argument("--save", type=Path, default=None, help="save the model to PATH (.npz or .json)")
     train.add_argument("--history", type=Path, default=None, help="write per-epoch history to PATH (.json or .csv)")
@@ -127,8 +136,13 @@ class _EpochPrinter:
 
     def start_epoch(self) -> None:
         if self.use_bar:
-            self.bar = _tqdm()(total=self.n_train, desc=f"epoch {len(self.history) + 1}/{self.epochs}",
-                               unit="img", leave=False, file=sys.stderr)
+            self.bar = _tqdm()(
+                total=self.n_train,
+                desc=f"epoch {len(self.history) + 1}/{self.epochs}",
+                unit="img",
+                leave=False,
+                file=sys.stderr,
+            )
 
     def on_batch(self, m: int) -> None:
         if self.bar is not None:
@@ -140,8 +154,11 @@ class _EpochPrinter:
             self.bar = None
         self.history.append(result)
         if not self.quiet:
-            print(f"epoch {result.epoch + 1}/{self.epochs}: {result.correct} / {result.n_test} "
-                  f"({100 * result.accuracy:.2f}%) {result.seconds:.2f} s {self.net.backend.describe()}", flush=True)
+            print(
+                f"epoch {result.epoch + 1}/{self.epochs}: {result.correct} / {result.n_test} "
+                f"({100 * result.accuracy:.2f}%) {result.seconds:.2f} s {self.net.backend.describe()}",
+                flush=True,
+            )
         if len(self.history) < self.epochs:
             self.start_epoch()
 
@@ -155,9 +172,11 @@ class _EpochPrinter:
         best = max(self.history, key=lambda r: r.correct)
         last = self.history[-1]
         total = sum(r.seconds for r in self.history)
-        return (f"final: {last.correct} / {last.n_test} ({100 * last.accuracy:.2f}%) after epoch {last.epoch + 1}; "
-                f"best: epoch {best.epoch + 1}, {best.correct} / {best.n_test} ({100 * best.accuracy:.2f}%); "
-                f"{len(self.history)} epoch(s) in {total:.1f} s on {self.net.backend.describe()}")
+        return (
+            f"final: {last.correct} / {last.n_test} ({100 * last.accuracy:.2f}%) after epoch {last.epoch + 1}; "
+            f"best: epoch {best.epoch + 1}, {best.correct} / {best.n_test} ({100 * best.accuracy:.2f}%); "
+            f"{len(self.history)} epoch(s) in {total:.1f} s on {self.net.backend.describe()}"
+        )
 
 
 def _tqdm():
@@ -185,9 +204,11 @@ def _rows(history: list[EpochResult]) -> list[dict]:
 
 def _check_output_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Reject bad output paths before hours of training, not after."""
-    for option, path, suffixes in (("--save", args.save, (".npz", ".json")),
-                                   ("--history", args.history, (".json", ".csv")),
-                                   ("--plot", args.plot, (".png",))):
+    for option, path, suffixes in (
+        ("--save", args.save, (".npz", ".json")),
+        ("--history", args.history, (".json", ".csv")),
+        ("--plot", args.plot, (".png",)),
+    ):
         if path is None:
             continue
         if path.suffix.lower() not in suffixes:
@@ -203,19 +224,32 @@ def cmd_train(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     train = (train_x[: args.train_size], train_y[: args.train_size])
     test = (test_x[: args.test_size], test_y[: args.test_size])
     if not args.quiet:
-        print(f"training {net.sizes} on {net.backend.describe()}, {net.dtype}: {len(train[1])} images, "
-              f"{args.epochs} epochs, batch {args.batch_size}, eta {args.eta}; testing on {len(test[1])}", flush=True)
+        print(
+            f"training {net.sizes} on {net.backend.describe()}, {net.dtype}: {len(train[1])} images, "
+            f"{args.epochs} epochs, batch {args.batch_size}, eta {args.eta}; testing on {len(test[1])}",
+            flush=True,
+        )
     printer = _EpochPrinter(net, args.epochs, len(train[1]), args.quiet)
     start = time.perf_counter()
     try:
         if args.epochs:
             printer.start_epoch()
-        net.SGD(train, args.epochs, args.batch_size, args.eta, test_data=test, quiet=True,
-                on_batch=printer.on_batch, on_epoch=printer.on_epoch)
+        net.SGD(
+            train,
+            args.epochs,
+            args.batch_size,
+            args.eta,
+            test_data=test,
+            quiet=True,
+            on_batch=printer.on_batch,
+            on_epoch=printer.on_epoch,
+        )
     except KeyboardInterrupt:
         printer.close()
-        print(f"\ninterrupted after {len(printer.history)} complete epoch(s), "
-              f"{time.perf_counter() - start:.1f} s", file=sys.stderr)
+        print(
+            f"\ninterrupted after {len(printer.history)} complete epoch(s), {time.perf_counter() - start:.1f} s",
+            file=sys.stderr,
+        )
         print(printer.summary())
         _save_outputs(args, net, printer.history)
         return 130

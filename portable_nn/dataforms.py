@@ -40,10 +40,7 @@ class DeviceData:
 
 def _is_stacked(data: Any) -> bool:
     return (
-        isinstance(data, (tuple, list))
-        and len(data) == 2
-        and hasattr(data[0], "shape")
-        and hasattr(data[1], "shape")
+        isinstance(data, (tuple, list)) and len(data) == 2 and hasattr(data[0], "shape") and hasattr(data[1], "shape")
     )
 
 
@@ -55,10 +52,7 @@ def _host_arrays(data: Any, name: str, n_in: int) -> tuple[np.ndarray, np.ndarra
         inputs = to_numpy(data[0])
         labels = to_numpy(data[1])
         if inputs.ndim != 2 or inputs.shape[1] != n_in:
-            raise ValueError(
-                f"{name}: inputs must have shape (n, {n_in}) (one sample per row); "
-                f"got {inputs.shape}"
-            )
+            raise ValueError(f"{name}: inputs must have shape (n, {n_in}) (one sample per row); got {inputs.shape}")
         if labels.ndim not in (1, 2) or labels.shape[0] != inputs.shape[0]:
             raise ValueError(
                 f"{name}: labels must have shape ({inputs.shape[0]},) or "
@@ -72,8 +66,7 @@ def _host_arrays(data: Any, name: str, n_in: int) -> tuple[np.ndarray, np.ndarra
         pairs = list(data)
     except TypeError:
         raise TypeError(
-            f"{name} must be a list of (x, y) pairs or a tuple (inputs, labels); "
-            f"got {type(data).__name__}"
+            f"{name} must be a list of (x, y) pairs or a tuple (inputs, labels); got {type(data).__name__}"
         ) from None
     xs, ys = [], []
     for i, pair in enumerate(pairs):
@@ -121,8 +114,7 @@ def _int_labels(labels: np.ndarray, name: str, n_out: int) -> np.ndarray:
 def _check_target_rows(targets: np.ndarray, name: str, n_out: int) -> None:
     if targets.shape[1] != n_out:
         raise ValueError(
-            f"{name}: targets must have {n_out} columns (one per output neuron); "
-            f"got shape {targets.shape}"
+            f"{name}: targets must have {n_out} columns (one per output neuron); got shape {targets.shape}"
         )
     if not np.all(np.isfinite(targets)):
         raise ValueError(f"{name}: targets must be finite numbers (found NaN or inf)")

@@ -22,9 +22,7 @@ def make_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def gaussian_layers(
-    sizes: list[int], rng: np.random.Generator
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def gaussian_layers(sizes: list[int], rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Nielsen's initialisation: every bias and weight drawn from N(0, 1).
 
     Returns ``(biases, weights)`` as float64 NumPy arrays: ``biases[l]`` has

@@ -72,9 +72,7 @@ def read_mnist_dir(data_dir: str | os.PathLike[str], dtype: str = "float64") -> 
     for split in ("train", "test"):
         n_img, n_lab = arrays[f"{split}_images"].shape[0], arrays[f"{split}_labels"].shape[0]
         if n_img != n_lab:
-            raise IDXFormatError(
-                f"{data_dir}: {split} set has {n_img} images but {n_lab} labels"
-            )
+            raise IDXFormatError(f"{data_dir}: {split} set has {n_img} images but {n_lab} labels")
     return MNIST(**arrays)
 
 

@@ -286,4 +286,3 @@ class Network:
         accepted too.  Returns a Python ``int``.
         """
         return self._count_correct(self._evaluation_data(test_data, "test_data"))
-

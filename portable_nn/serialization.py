@@ -76,9 +76,7 @@ def _read_npz(path: Path) -> tuple[Any, list, list]:
     n = len(np.atleast_1d(contents["sizes"])) - 1
     expected = {"sizes"} | {f"{kind}_{i}" for kind in ("weights", "biases") for i in range(max(n, 0))}
     if set(contents) != expected:
-        raise ModelFileError(
-            f"{path}: keys {sorted(contents)} do not match a {n + 1}-layer model {sorted(expected)}"
-        )
+        raise ModelFileError(f"{path}: keys {sorted(contents)} do not match a {n + 1}-layer model {sorted(expected)}")
     weights = [contents[f"weights_{i}"] for i in range(n)]
     biases = [contents[f"biases_{i}"] for i in range(n)]
     return contents["sizes"].tolist(), weights, biases

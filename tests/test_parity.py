@@ -44,8 +44,10 @@ def test_update_mini_batch_steps_match_numpy(backend, dtype):
     for k in range(0, 50, 10):
         net.update_mini_batch(pairs[k : k + 10], 3.0)
         ref.update_mini_batch(pairs[k : k + 10], 3.0)
-    moved = max(float(np.max(np.abs(to_numpy(w) - to_numpy(w0)))) for w, w0 in
-                zip(ref.weights, Network(SIZES, "numpy", dtype=dtype, seed=7).weights))
+    moved = max(
+        float(np.max(np.abs(to_numpy(w) - to_numpy(w0))))
+        for w, w0 in zip(ref.weights, Network(SIZES, "numpy", dtype=dtype, seed=7).weights)
+    )
     assert moved > 1e-3, "the steps did not change the weights: the comparison would prove nothing"
     for got, want in zip(net.biases + net.weights, ref.biases + ref.weights):
         assert_close(got, to_numpy(want), net.backend, dtype)

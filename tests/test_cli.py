@@ -1,0 +1,165 @@
+"""The portable-nn command on a small subset of the shared MNIST copy."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from portable_nn import load, to_numpy
+from portable_nn.cli import main
+from portable_nn.mnist import load_mnist
+
+EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+): (\d+) / (\d+) \((\d+\.\d\d)%\) (\d+\.\d\d) s numpy \(cpu\)$")
+
+
+@pytest.fixture(scope="module")
+def trained(mnist_dir, tmp_path_factory):
+    """One short training run shared by the tests below: (stdout lines, model path, history path)."""
+    out = tmp_path_factory.mktemp("cli")
+    args = [
+        "train",
+        "--data-dir",
+        str(mnist_dir),
+        "--train-size",
+        "3000",
+        "--epochs",
+        "2",
+        "--seed",
+        "0",
+        "--save",
+        str(out / "model.npz"),
+        "--history",
+        str(out / "history.json"),
+        "--plot",
+        str(out / "acc.png"),
+    ]
+    proc = subprocess.run([sys.executable, "-m", "portable_nn", *args], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.splitlines(), out
+
+
+def test_train_prints_plain_epoch_lines_and_summary(trained):
+    lines, _ = trained
+    assert lines[0].startswith("training [784, 30, 10] on numpy (cpu), float64: 3000 images, 2 epochs")
+    epochs = [EPOCH_LINE.match(line) for line in lines[1:3]]
+    assert all(epochs), lines
+    assert [int(m.group(1)) for m in epochs] == [1, 2] and all(m.group(4) == "10000" for m in epochs)
+    assert lines[3].startswith("final: ") and "best: epoch" in lines[3]
+    assert int(epochs[-1].group(3)) > 5000, "2 epochs on 3000 images should beat 50% (chance is 10%)"
+
+
+def test_saved_history_and_plot(trained):
+    lines, out = trained
+    rows = json.loads((out / "history.json").read_text())
+    assert [r["epoch"] for r in rows] == [1, 2]
+    last = EPOCH_LINE.match(lines[2])
+    assert rows[-1]["correct"] == int(last.group(3)) and rows[-1]["n_test"] == 10000
+    assert (out / "acc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_evaluate_reproduces_the_final_accuracy(trained, mnist_dir, capsys, backend):
+    lines, out = trained
+    if backend == "torch":
+        pytest.importorskip("torch")
+    final = EPOCH_LINE.match(lines[2])
+    assert (
+        main(["evaluate", "--model", str(out / "model.npz"), "--data-dir", str(mnist_dir), "--backend", backend]) == 0
+    )
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"{final.group(3)} / 10000 ({final.group(5)}%)"), printed
+
+
+def test_predict_classifies_png_files(trained, mnist_dir, tmp_path, capsys):
+    image_module = pytest.importorskip("PIL.Image")
+    _, out = trained
+    _, (test_x, _) = load_mnist(mnist_dir, download=False)
+    paths = []
+    for i in range(3):
+        pixels = (test_x[i].reshape(28, 28) * 255).round().astype(np.uint8)
+        path = tmp_path / f"digit{i}.png"
+        image_module.fromarray(255 - pixels if i == 1 else pixels).save(path)  # one dark-on-light
+        paths.append(str(path))
+    assert main(["predict", "--model", str(out / "model.npz"), *paths]) == 0
+    predicted = [int(line.split(": ")[1].split()[0]) for line in capsys.readouterr().out.splitlines()]
+    net = load(out / "model.npz")
+    expected = np.argmax(to_numpy(net.feedforward(np.round(test_x[:3] * 255).T / 255.0)), axis=0)
+    assert predicted == expected.tolist()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--batch-size", "0"],
+        ["train", "--sizes", "784,abc,10"],
+        ["train", "--sizes", "100,30,10"],
+        ["train", "--eta", "nan"],
+        ["train", "--backend", "tensorflow"],
+        ["train", "--save", "model.pkl"],
+        ["train", "--frobnicate"],
+        ["evaluate"],
+        [],
+    ],
+)
+def test_bad_flags_give_a_usage_error(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: portable-nn" in err and "Traceback" not in err
+
+
+def test_missing_data_is_a_one_line_error(tmp_path, capsys):
+    assert main(["train", "--data-dir", str(tmp_path), "--no-download"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("portable-nn train: error: MNIST files missing from") and "Traceback" not in err
+
+
+def test_ctrl_c_stops_cleanly_and_saves(mnist_dir, tmp_path):
+    model = tmp_path / "model.npz"
+    history = tmp_path / "history.csv"
+    cmd = [
+        sys.executable,
+        "-m",
+        "portable_nn",
+        "train",
+        "--data-dir",
+        str(mnist_dir),
+        "--epochs",
+        "200",
+        "--train-size",
+        "5000",
+        "--test-size",
+        "1000",
+        "--seed",
+        "0",
+        "--save",
+        str(model),
+        "--history",
+        str(history),
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
+    try:
+        for line in proc.stdout:
+            if line.startswith("epoch 1/200"):
+                proc.send_signal(signal.SIGINT)
+                break
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted after" in err
+    assert "saved model to" in out
+    assert load(model).sizes == [784, 30, 10]
+    rows = history.read_text().splitlines()
+    assert rows[0] == "epoch,seconds,correct,n_test,accuracy" and len(rows) >= 2
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
