@@ -1,0 +1,37 @@
+"""Chapter 1 of the book on a CUDA GPU with CuPy, in float32.
+
+    python examples/train_gpu.py --data-dir ../shared/data/mnist
+
+Prints the GPU, then each epoch's training time and test accuracy.  On a
+machine without a usable CUDA device it exits with a message saying why.
+"""
+
+import argparse
+import sys
+
+import portable_nn
+
+parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+parser.add_argument("--data-dir", default=None, help="directory of the MNIST IDX files")
+parser.add_argument("--epochs", type=int, default=30)
+parser.add_argument("--batch-size", type=int, default=10)
+args = parser.parse_args()
+
+try:
+    net = portable_nn.Network([784, 30, 10], xp="cupy", dtype="float32", seed=0)
+except portable_nn.BackendUnavailableError as exc:
+    sys.exit(f"train_gpu.py needs a CUDA GPU with CuPy: {exc}")
+print(f"device: {net.backend.describe()}")
+
+(train_x, train_y), (test_x, test_y) = portable_nn.load_mnist(args.data_dir, dtype="float32")
+training_data = (train_x[:50_000], train_y[:50_000])
+test_data = (test_x, test_y)
+
+
+def report(epoch):
+    print(
+        f"epoch {epoch.epoch + 1}: {epoch.correct} / {epoch.n_test} ({100 * epoch.accuracy:.2f}%) {epoch.seconds:.2f} s"
+    )
+
+
+net.SGD(training_data, args.epochs, args.batch_size, 3.0, test_data=test_data, quiet=True, on_epoch=report)
