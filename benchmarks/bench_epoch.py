@@ -234,7 +234,10 @@ class JaxJit(Impl):
             jax.config.update("jax_enable_x64", True)
         rng = np.random.default_rng(seed)
         self.params = [
-            (jnp.asarray(rng.standard_normal((y, x)), dtype=self.dtype), jnp.asarray(rng.standard_normal((y, 1)), dtype=self.dtype))
+            (
+                jnp.asarray(rng.standard_normal((y, x)), dtype=self.dtype),
+                jnp.asarray(rng.standard_normal((y, 1)), dtype=self.dtype),
+            )
             for x, y in zip(sizes[:-1], sizes[1:])
         ]
         self.x = jnp.asarray(images, dtype=self.dtype)
@@ -352,8 +355,9 @@ def measure(
         before = rss_mb()
         impl.prepare(sizes, images, labels, seed)
         impl.epoch(batch, eta)  # warm-up: JIT compilation, caches, allocator
-        results.append(Result(impl.name, row_dtype(impl), batch, hidden, rss_mb=rss_mb() - before,
-                              scale=per_epoch / len(labels)))
+        results.append(
+            Result(impl.name, row_dtype(impl), batch, hidden, rss_mb=rss_mb() - before, scale=per_epoch / len(labels))
+        )
     for _ in range(reps):
         for impl, result in zip(rows, results):
             result.seconds.append(impl.epoch(batch, eta))
@@ -373,7 +377,9 @@ def matmul_floor(hidden: int, batch: int, dtype: str, n: int, repeat: int = 7) -
     return (n / batch) * (forward + weight_grad)
 
 
-def step_anatomy(dtype: str = "float64", batch: int = 10, hidden: int = 30) -> tuple[list[tuple[str, int, float]], float]:
+def step_anatomy(
+    dtype: str = "float64", batch: int = 10, hidden: int = 30
+) -> tuple[list[tuple[str, int, float]], float]:
     """Time each array call of one portable_nn step at these shapes (NumPy backend).
 
     Returns ``[(operation, calls per step, microseconds per call)]`` and the
@@ -401,7 +407,7 @@ def step_anatomy(dtype: str = "float64", batch: int = 10, hidden: int = 30) -> t
         ("elementwise on (n_out|hidden, m): a-y, 1-a, a*(..), *, *scale", 10, lambda: a1 * (1.0 - a1)),
         ("sum(delta, axis=1, keepdims=True)", 2, lambda: xp.sum(d1, axis=1, keepdims=True)),
         (f"matmul delta @ x.T ({hidden}x{batch} @ {batch}x784)", 1, lambda: d1 @ rows[0:batch, :]),
-        (f"matmul W2.T @ delta, delta @ a1.T (small)", 2, lambda: w2.T @ d2),
+        ("matmul W2.T @ delta, delta @ a1.T (small)", 2, lambda: w2.T @ d2),
         ("update w - nabla_w (784x30 and 30x10)", 1, lambda: w1 - w1),
         ("update b - nabla_b, w2 - nabla_w2 (small)", 3, lambda: b1 - b1),
     ]
@@ -430,9 +436,12 @@ def machine() -> list[tuple[str, str]]:
         blas = f"{info.get('name')} {info.get('version', '')}".strip()
     except Exception:
         pass
-    versions = [f"python {platform.python_version()}", f"numpy {np.__version__}",
-                f"array-api-compat {importlib.import_module('array_api_compat').__version__}",
-                f"portable_nn {portable_nn.__version__}"]
+    versions = [
+        f"python {platform.python_version()}",
+        f"numpy {np.__version__}",
+        f"array-api-compat {importlib.import_module('array_api_compat').__version__}",
+        f"portable_nn {portable_nn.__version__}",
+    ]
     for module in ("array_api_strict", "torch", "jax", "cupy"):
         if has(module):
             versions.append(f"{module} {importlib.import_module(module).__version__}")
@@ -462,8 +471,13 @@ def _memory() -> str:
 
 def _gpu() -> str:
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=30, check=True).stdout.strip()
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout.strip()
         return out or "none"
     except (OSError, subprocess.SubprocessError):
         return "none (no nvidia-smi)"
@@ -480,6 +494,7 @@ def find(results: list[Result], name: str, dtype: str) -> Result | None:
 
 def targets(main: list[Result], large: list[Result], floors: dict) -> list[tuple[str, str, float | None, str]]:
     """``(target, limit, measured ratio, verdict)`` rows."""
+
     def ratio(a: Result | None, b: Result | float | None) -> float | None:
         if a is None or b is None:
             return None
@@ -491,8 +506,11 @@ def targets(main: list[Result], large: list[Result], floors: dict) -> list[tuple
         ("numpy f64 batch 10 / seed matrix version", 0.5, ratio(np64, find(main, SeedMatrix.name, "f64"))),
         ("numpy f64 batch 10 / book loop", 0.15, ratio(np64, find(main, BookLoop.name, "f64"))),
         ("numpy f32 batch 10 / JAX jit", 1.0, ratio(np32, find(main, JaxJit.name, "f32"))),
-        ("numpy f32 batch 1000 / arithmetic floor", 1.3,
-         ratio(find(large, "portable_nn numpy", "f32"), floors.get(("float32", 1000)))),
+        (
+            "numpy f32 batch 1000 / arithmetic floor",
+            1.3,
+            ratio(find(large, "portable_nn numpy", "f32"), floors.get(("float32", 1000))),
+        ),
         ("numpy f32 batch 10 / PyTorch eager", 0.5, ratio(np32, find(main, TorchEager().name, "f32"))),
     ]
     out = []
@@ -556,12 +574,16 @@ def report(args, notes, main, sweep, floors, anatomy, step_us, machine_items, el
     book = find(main, BookLoop.name, "f64")
     for r in main:
         rel = f"{r.median / book.median:.3f}" if book else ""
-        lines.append(f"| {r.name} | {r.dtype} | {fmt(r.median)} | {fmt(min(r.seconds) * r.scale)} | "
-                     f"{fmt(max(r.seconds) * r.scale)} | {rel} | {r.rss_mb:.0f} |")
+        lines.append(
+            f"| {r.name} | {r.dtype} | {fmt(r.median)} | {fmt(min(r.seconds) * r.scale)} | "
+            f"{fmt(max(r.seconds) * r.scale)} | {rel} | {r.rss_mb:.0f} |"
+        )
     for dtype in ("float64", "float32"):
         if (dtype, 10) in floors:
-            lines.append(f"| arithmetic floor (two 30x784 matmuls per step, NumPy BLAS) | "
-                         f"{'f64' if dtype == 'float64' else 'f32'} | {fmt(floors[(dtype, 10)])} | | | | |")
+            lines.append(
+                f"| arithmetic floor (two 30x784 matmuls per step, NumPy BLAS) | "
+                f"{'f64' if dtype == 'float64' else 'f32'} | {fmt(floors[(dtype, 10)])} | | | | |"
+            )
     lines += ["", "## Targets", "", "| target | limit | measured ratio | verdict |", "| --- | --- | --- | --- |"]
     large = [r for r in sweep if r.batch == 1000 and r.hidden == 30]
     for label, limit, value, verdict in targets(main, large, floors):
@@ -576,8 +598,12 @@ def report(args, notes, main, sweep, floors, anatomy, step_us, machine_items, el
     ]
     batches = sorted({r.batch for r in sweep})
     for hidden in sorted({r.hidden for r in sweep}):
-        lines += [f"### hidden = {hidden}", "", "| implementation | dtype | " + " | ".join(f"batch {b}" for b in batches) + " |",
-                  "| --- | --- |" + " --- |" * len(batches)]
+        lines += [
+            f"### hidden = {hidden}",
+            "",
+            "| implementation | dtype | " + " | ".join(f"batch {b}" for b in batches) + " |",
+            "| --- | --- |" + " --- |" * len(batches),
+        ]
         names = []
         for r in sweep:
             if r.hidden == hidden and (r.name, r.dtype) not in names:
@@ -585,7 +611,9 @@ def report(args, notes, main, sweep, floors, anatomy, step_us, machine_items, el
         for name, dtype in names:
             cells = []
             for b in batches:
-                match = [r for r in sweep if r.name == name and r.dtype == dtype and r.batch == b and r.hidden == hidden]
+                match = [
+                    r for r in sweep if r.name == name and r.dtype == dtype and r.batch == b and r.hidden == hidden
+                ]
                 cells.append(fmt(match[0].median) if match else "")
             lines.append(f"| {name} | {dtype} | " + " | ".join(cells) + " |")
         floor_cells = [fmt(floors[("float32", b, hidden)]) if ("float32", b, hidden) in floors else "" for b in batches]
@@ -642,15 +670,20 @@ def main(argv=None) -> int:
     floors = {}
     for dtype in ("float64", "float32"):
         floors[(dtype, 10)] = matmul_floor(30, 10, dtype, args.train_size)
-    sweep_rows = [r for r in main_rows([]) if not isinstance(r, (BookLoop, SeedMatrix))
-                  and not (isinstance(r, Portable) and r.backend == "array_api_strict")]
+    sweep_rows = [
+        r
+        for r in main_rows([])
+        if not isinstance(r, (BookLoop, SeedMatrix))
+        and not (isinstance(r, Portable) and r.backend == "array_api_strict")
+    ]
     sweep_images, sweep_labels = images[: args.sweep_samples], labels[: args.sweep_samples]
     sweep: list[Result] = []
     for hidden in [int(h) for h in args.hiddens.split(",")]:
         for batch in [int(b) for b in args.batches.split(",")]:
             print(f"sweep hidden {hidden} batch {batch}", file=sys.stderr)
-            sweep += measure(sweep_rows, sweep_images, sweep_labels, hidden, batch, args.sweep_reps, 3.0,
-                             args.seed, args.train_size)
+            sweep += measure(
+                sweep_rows, sweep_images, sweep_labels, hidden, batch, args.sweep_reps, 3.0, args.seed, args.train_size
+            )
             floors[("float32", batch, hidden)] = matmul_floor(hidden, batch, "float32", args.train_size)
     floors[("float32", 1000)] = floors.get(("float32", 1000, 30), matmul_floor(30, 1000, "float32", args.train_size))
 
