@@ -55,15 +55,6 @@ def mnist_train(data_dir: str | None, n: int, synthetic: bool) -> tuple[np.ndarr
     return images[:n], labels[:n]
 
 
-def rss_mb() -> float:
-    """Current resident set size of this process in MB (Linux /proc)."""
-    try:
-        with open("/proc/self/statm") as handle:
-            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
-    except OSError:
-        return float("nan")
-
-
 # -- implementations -------------------------------------------------------------
 class Impl:
     """One row of the benchmark: ``prepare`` once per shape, ``epoch`` per round."""
@@ -281,6 +272,94 @@ class JaxJit(Impl):
         return time.perf_counter() - start
 
 
+# -- one process per row ----------------------------------------------------------
+# Each row runs in its own worker process, driven round by round from here, so
+# one library's idle threads (OpenMP/XLA pools spinning after their work)
+# never steal a core from another's timed epoch, and peak memory is per row.
+def make_row(spec: str) -> Impl:
+    """A row from its spec: ``BookLoop``, ``SeedMatrix``, ``Portable:numpy:float64``,
+    ``Portable:torch:float32[:cuda]``, ``TorchEager:float32[:cuda]``, ``JaxJit:float32``."""
+    kind, *params = spec.split(":")
+    if kind == "Portable" and len(params) == 3:
+        return Portable(params[0], params[1], device=params[2], label=f"portable_nn torch ({params[2]})")
+    if kind == "Portable" and params[0] == "torch":
+        return Portable(params[0], params[1], label="portable_nn torch (CPU)")
+    return {
+        "BookLoop": BookLoop,
+        "SeedMatrix": SeedMatrix,
+        "Portable": Portable,
+        "TorchEager": TorchEager,
+        "JaxJit": JaxJit,
+    }[kind](*params)
+
+
+def peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def worker(spec: str, data_dir: str | None, train_size: int, synthetic: bool) -> int:
+    """Serve ``prepare HIDDEN N SEED`` / ``epoch BATCH ETA`` / ``quit`` on stdin, answering on stdout."""
+    if has("torch"):
+        importlib.import_module("torch").set_num_threads(os.cpu_count() or 1)
+    impl = make_row(spec)
+    images, labels = mnist_train(data_dir, train_size, synthetic)
+    print(f"ready {impl.name}|{row_dtype(impl)}", flush=True)
+    for line in sys.stdin:
+        command, *values = line.split()
+        if command == "prepare":
+            hidden, n, seed = (int(v) for v in values)
+            impl.prepare([N_IN, hidden, N_OUT], images[:n], labels[:n], seed)
+            print("ok", flush=True)
+        elif command == "epoch":
+            seconds = impl.epoch(int(values[0]), float(values[1]))
+            print(f"{seconds!r} {peak_rss_mb()!r}", flush=True)
+        else:
+            return 0
+    return 0
+
+
+class Worker:
+    """The parent's handle on one row's process."""
+
+    def __init__(self, spec: str, args) -> None:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", spec, "--train-size", str(args.train_size)]
+        if args.data_dir:
+            cmd += ["--data-dir", str(args.data_dir)]
+        if args.synthetic:
+            cmd.append("--synthetic")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.name, self.dtype = self._ask(None).removeprefix("ready ").split("|")
+
+    def _ask(self, line: str | None) -> str:
+        if line is not None:
+            self.proc.stdin.write(line + "\n")
+            self.proc.stdin.flush()
+        reply = self.proc.stdout.readline().strip()
+        if not reply:
+            raise RuntimeError(f"benchmark worker for {self.name if hasattr(self, 'name') else '?'} died")
+        return reply
+
+    def prepare(self, hidden: int, n: int, seed: int) -> None:
+        self._ask(f"prepare {hidden} {n} {seed}")
+
+    def epoch(self, batch: int, eta: float) -> tuple[float, float]:
+        seconds, rss = self._ask(f"epoch {batch} {eta}").split()
+        return float(seconds), float(rss)
+
+    def close(self) -> None:
+        self._ask_quit()
+
+    def _ask_quit(self) -> None:
+        try:
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        self.proc.wait(timeout=60)
+
+
 # -- which rows exist here ---------------------------------------------------------
 def has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
@@ -300,26 +379,25 @@ def torch_cuda() -> bool:
     return has("torch") and importlib.import_module("torch").cuda.is_available()
 
 
-def main_rows(notes: list[str]) -> list[Impl]:
-    rows: list[Impl] = [BookLoop(), SeedMatrix()]
-    rows += [Portable("numpy", "float64"), Portable("numpy", "float32")]
+def main_rows(notes: list[str]) -> list[str]:
+    """Row specs for :func:`make_row`, for the libraries installed here."""
+    rows = ["BookLoop", "SeedMatrix", "Portable:numpy:float64", "Portable:numpy:float32"]
     if has("array_api_strict"):
-        rows.append(Portable("array_api_strict", "float64"))
+        rows.append("Portable:array_api_strict:float64")
     else:
         notes.append("array_api_strict not installed: its sanity row is missing.")
     if has("torch"):
-        rows.append(Portable("torch", "float32", label="portable_nn torch (CPU)"))
-        rows.append(TorchEager("float32"))
+        rows += ["Portable:torch:float32", "TorchEager:float32"]
     else:
         notes.append("PyTorch not installed: its rows are missing.")
     if has("jax"):
-        rows.append(JaxJit("float32"))
+        rows.append("JaxJit:float32")
     else:
         notes.append("JAX not installed: the JAX-jit row is missing (`pip install jax`).")
     if cuda_available():
-        rows += [Portable("cupy", "float32"), Portable("cupy", "float64")]
+        rows += ["Portable:cupy:float32", "Portable:cupy:float64"]
         if torch_cuda():
-            rows.append(TorchEager("float32", "cuda"))
+            rows += ["Portable:torch:float32:cuda", "TorchEager:float32:cuda"]
     else:
         notes.append("No CUDA device here: the GPU rows are pending a run on a GPU machine.")
     return rows
@@ -337,7 +415,7 @@ class Result:
     batch: int
     hidden: int
     seconds: list[float] = field(default_factory=list)
-    rss_mb: float = float("nan")
+    rss_mb: float = float("nan")  # peak RSS of the row's process
     scale: float = 1.0  # measured samples -> per-50,000-image epoch
 
     @property
@@ -346,22 +424,24 @@ class Result:
 
 
 def measure(
-    rows: list[Impl], images, labels, hidden: int, batch: int, reps: int, eta: float, seed: int, per_epoch: int
+    workers: list[Worker], n: int, hidden: int, batch: int, reps: int, eta: float, seed: int, per_epoch: int
 ) -> list[Result]:
-    """Prepare every row, then ``reps`` rounds, each timing every row once (alternating)."""
-    sizes = [N_IN, hidden, N_OUT]
+    """Prepare every row on its first ``n`` images, warm up, then ``reps`` rounds timing every row once."""
     results = []
-    for impl in rows:
-        before = rss_mb()
-        impl.prepare(sizes, images, labels, seed)
-        impl.epoch(batch, eta)  # warm-up: JIT compilation, caches, allocator
-        results.append(
-            Result(impl.name, row_dtype(impl), batch, hidden, rss_mb=rss_mb() - before, scale=per_epoch / len(labels))
-        )
+    for w in workers:
+        w.prepare(hidden, n, seed)
+        w.epoch(batch, eta)  # warm-up: JIT compilation, caches, allocator
+        results.append(Result(w.name, w.dtype, batch, hidden, scale=per_epoch / n))
     for _ in range(reps):
-        for impl, result in zip(rows, results):
-            result.seconds.append(impl.epoch(batch, eta))
+        for w, result in zip(workers, results):
+            seconds, result.rss_mb = w.epoch(batch, eta)
+            result.seconds.append(seconds)
     return results
+
+
+def sweep_samples(samples: int, batch: int) -> int:
+    """Images per sweep cell: a fifth of ``samples`` at batch 1 (50,000 Python-level steps are slow)."""
+    return samples // 5 if batch == 1 else samples
 
 
 def matmul_floor(hidden: int, batch: int, dtype: str, n: int, repeat: int = 7) -> float:
@@ -566,9 +646,10 @@ def report(args, notes, main, sweep, floors, anatomy, step_us, machine_items, el
         "",
         f"{args.train_size:,} MNIST training images; training only (shuffle included, evaluation excluded), "
         f"median of {args.reps} epochs per row after one warm-up epoch, rows alternating round by round. "
-        "RSS is the host memory the row added (data copies, parameters, library buffers).",
+        "Each row runs in its own process (so no library's idle threads compete with another's timing); "
+        "peak RSS is that process's, interpreter and libraries included.",
         "",
-        "| implementation | dtype | s/epoch (median) | min | max | vs book loop | RSS added (MB) |",
+        "| implementation | dtype | s/epoch (median) | min | max | vs book loop | peak RSS (MB) |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     book = find(main, BookLoop.name, "f64")
@@ -592,8 +673,8 @@ def report(args, notes, main, sweep, floors, anatomy, step_us, machine_items, el
         "",
         "## Sweep: batch size and hidden size",
         "",
-        f"Each cell: median of {args.sweep_reps} runs over the first {args.sweep_samples:,} images, scaled to a "
-        f"{args.train_size:,}-image epoch (x{args.train_size / args.sweep_samples:g}).",
+        f"Each cell: median of {args.sweep_reps} runs (after a warm-up) over the first {args.sweep_samples:,} "
+        f"images ({sweep_samples(args.sweep_samples, 1):,} at batch 1), scaled to a {args.train_size:,}-image epoch.",
         "",
     ]
     batches = sorted({r.batch for r in sweep})
@@ -654,39 +735,37 @@ def main(argv=None) -> int:
     parser.add_argument("--hiddens", default="30,100,1000")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    if has("torch"):
-        importlib.import_module("torch").set_num_threads(os.cpu_count() or 1)
+    if args.worker:
+        return worker(args.worker, args.data_dir, args.train_size, args.synthetic)
 
-    images, labels = mnist_train(args.data_dir, args.train_size, args.synthetic)
     notes: list[str] = []
-    rows = main_rows(notes)
-    print(f"main table: {len(rows)} rows x {args.reps} epochs", file=sys.stderr)
-    main_results = measure(rows, images, labels, 30, 10, args.reps, 3.0, args.seed, args.train_size)
+    specs = main_rows(notes)
+    workers = {spec: Worker(spec, args) for spec in specs}
+    print(f"main table: {len(specs)} rows x {args.reps} epochs", file=sys.stderr)
+    main_results = measure(list(workers.values()), args.train_size, 30, 10, args.reps, 3.0, args.seed, args.train_size)
     for r in main_results:
         print(f"  {r.name:45s} {r.dtype} {r.median:.3f} s/epoch", file=sys.stderr)
 
     floors = {}
     for dtype in ("float64", "float32"):
         floors[(dtype, 10)] = matmul_floor(30, 10, dtype, args.train_size)
-    sweep_rows = [
-        r
-        for r in main_rows([])
-        if not isinstance(r, (BookLoop, SeedMatrix))
-        and not (isinstance(r, Portable) and r.backend == "array_api_strict")
+    sweep_workers = [
+        w for spec, w in workers.items() if not spec.startswith(("BookLoop", "SeedMatrix")) and "strict" not in spec
     ]
-    sweep_images, sweep_labels = images[: args.sweep_samples], labels[: args.sweep_samples]
     sweep: list[Result] = []
     for hidden in [int(h) for h in args.hiddens.split(",")]:
         for batch in [int(b) for b in args.batches.split(",")]:
             print(f"sweep hidden {hidden} batch {batch}", file=sys.stderr)
-            sweep += measure(
-                sweep_rows, sweep_images, sweep_labels, hidden, batch, args.sweep_reps, 3.0, args.seed, args.train_size
-            )
+            n = sweep_samples(args.sweep_samples, batch)
+            sweep += measure(sweep_workers, n, hidden, batch, args.sweep_reps, 3.0, args.seed, args.train_size)
             floors[("float32", batch, hidden)] = matmul_floor(hidden, batch, "float32", args.train_size)
     floors[("float32", 1000)] = floors.get(("float32", 1000, 30), matmul_floor(30, 1000, "float32", args.train_size))
 
+    for w in workers.values():
+        w.close()
     anatomy, step_us = step_anatomy()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.plot_written = write_plot(sweep, args.out.with_suffix(".png"))

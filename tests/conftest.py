@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
-from helpers import make_backend, requested_backends
+from helpers import device_for, make_backend, requested_backends
 
 _COUNTS: dict[str, Counter] = defaultdict(Counter)
 _BACKEND_OF: dict[str, str] = {}
@@ -59,6 +59,8 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.section("tests per backend")
     for name in requested_backends():
         counts = _COUNTS.get(name, Counter())
+        device = device_for(name)
+        where = f" on {device}" if device is not None else ""
         terminalreporter.write_line(
-            f"{name:>17}: {counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped"
+            f"{name}{where}: {counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped"
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -39,8 +40,9 @@ def backends_required() -> bool:
     return os.environ.get("PORTABLE_NN_REQUIRE_BACKENDS", "") not in ("", "0")
 
 
-def _device_for(name: str) -> Any:
-    if name == "array_api_strict":
+def device_for(name: str) -> Any:
+    """The device tests place ``name``'s arrays on (``None``: the library default)."""
+    if name == "array_api_strict" and importlib.util.find_spec("array_api_strict") is not None:
         # A non-default device: any array created without device=... lands on
         # CPU_DEVICE and mixing the two raises, so a misplaced array is caught.
         return importlib.import_module("array_api_strict").Device("device1")
@@ -50,7 +52,7 @@ def _device_for(name: str) -> Any:
 def make_backend(name: str) -> Backend:
     """Resolve a backend for a test, or skip (fail when backends are required)."""
     try:
-        return resolve_backend(name, _device_for(name))
+        return resolve_backend(name, device_for(name))
     except BackendUnavailableError as exc:
         if backends_required():
             pytest.fail(f"backend {name!r} was required but is unavailable: {exc}", pytrace=False)
