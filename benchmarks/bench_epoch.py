@@ -61,7 +61,6 @@ class Impl:
 
     name = ""
     dtype = "float64"
-    device = "cpu"
 
     def prepare(self, sizes: list[int], images: np.ndarray, labels: np.ndarray, seed: int) -> None:
         raise NotImplementedError
@@ -160,7 +159,6 @@ class Portable(Impl):
     def __init__(self, backend: str, dtype: str, device=None, label: str | None = None):
         self.backend, self.dtype, self.device_arg = backend, dtype, device
         self.name = label or f"portable_nn {backend}"
-        self.device = "cuda" if backend == "cupy" or (device is not None and "cuda" in str(device)) else "cpu"
 
     def prepare(self, sizes, images, labels, seed):
         self.net = Network(sizes, self.backend, dtype=self.dtype, seed=seed, device=self.device_arg)
@@ -349,9 +347,6 @@ class Worker:
         return float(seconds), float(rss)
 
     def close(self) -> None:
-        self._ask_quit()
-
-    def _ask_quit(self) -> None:
         try:
             self.proc.stdin.write("quit\n")
             self.proc.stdin.close()

@@ -16,7 +16,7 @@ from pathlib import Path
 from . import __version__
 from .backends import KNOWN_BACKENDS, BackendUnavailableError
 from .download import DownloadError
-from .history import plot_history, read_history, write_history
+from .history import history_rows, plot_history, read_history, write_history
 from .idx import IDXFormatError
 from .mnist import DATA_ENV, load_mnist
 from .network import EpochResult, Network
@@ -193,13 +193,7 @@ def _save_outputs(args: argparse.Namespace, net: Network, history: list[EpochRes
     if args.history is not None:
         print(f"wrote history to {write_history(history, args.history)}")
     if args.plot is not None and history:
-        print(f"wrote plot to {plot_history(_rows(history), args.plot, str(net))}")
-
-
-def _rows(history: list[EpochResult]) -> list[dict]:
-    from .history import history_rows
-
-    return history_rows(history)
+        print(f"wrote plot to {plot_history(history_rows(history), args.plot, str(net))}")
 
 
 def _check_output_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

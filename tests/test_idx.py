@@ -41,28 +41,19 @@ def _raw(tmp_path, payload: bytes, name="bad.idx"):
     return path
 
 
-def test_wrong_magic(tmp_path):
-    path = _raw(tmp_path, b"\x01\x00\x08\x01" + struct.pack(">I", 3) + b"abc")
-    with pytest.raises(IDXFormatError, match=r"bad\.idx: bad magic number"):
-        read_idx(path)
+MALFORMED = [
+    ("wrong magic", b"\x01\x00\x08\x01" + struct.pack(">I", 3) + b"abc", r"bad\.idx: bad magic number"),
+    ("type code", b"\x00\x00\x0d\x01" + struct.pack(">I", 1) + b"abcd", r"type code 0x0d is not supported"),
+    ("truncated data", b"\x00\x00\x08\x01" + struct.pack(">I", 10) + b"abc",
+     r"needs 10 data bytes, file has 3 \(truncated\)"),
+    ("trailing bytes", b"\x00\x00\x08\x01" + struct.pack(">I", 2) + b"abc", r"trailing bytes"),
+]  # fmt: skip
 
 
-def test_unsupported_type_code(tmp_path):
-    path = _raw(tmp_path, b"\x00\x00\x0d\x01" + struct.pack(">I", 1) + b"abcd")
-    with pytest.raises(IDXFormatError, match=r"type code 0x0d is not supported"):
-        read_idx(path)
-
-
-def test_truncated_data(tmp_path):
-    path = _raw(tmp_path, b"\x00\x00\x08\x01" + struct.pack(">I", 10) + b"abc")
-    with pytest.raises(IDXFormatError, match=r"needs 10 data bytes, file has 3 \(truncated\)"):
-        read_idx(path)
-
-
-def test_trailing_bytes(tmp_path):
-    path = _raw(tmp_path, b"\x00\x00\x08\x01" + struct.pack(">I", 2) + b"abc")
-    with pytest.raises(IDXFormatError, match=r"trailing bytes"):
-        read_idx(path)
+@pytest.mark.parametrize(("payload", "pattern"), [c[1:] for c in MALFORMED], ids=[c[0] for c in MALFORMED])
+def test_malformed_file_is_rejected_naming_it(tmp_path, payload, pattern):
+    with pytest.raises(IDXFormatError, match=pattern):
+        read_idx(_raw(tmp_path, payload))
 
 
 def test_truncated_header_and_empty(tmp_path):
