@@ -4,6 +4,12 @@ A file is streamed to a temporary ``.part`` file next to its destination,
 hashed while it arrives, and renamed into place only when its length and
 SHA-256 digest are right; anything else deletes the temporary file, so an
 interrupted or tampered download never leaves a file that later loads.
+
+A download is bounded in size and time: it stops as soon as more bytes arrive
+than expected (the pinned :data:`SIZES`, or
+:data:`portable_nn.limits.DOWNLOAD_BYTES`), and a whole call gives up after
+``deadline`` seconds (default :data:`DEFAULT_DEADLINE_S`), so a hostile or
+broken mirror can neither fill the disk nor hang the program.
 """
 
 from __future__ import annotations
@@ -11,12 +17,14 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from http.client import HTTPException
 from pathlib import Path
 
+from . import limits
 from .atomic import atomic_write
 
 #: Public mirrors of the canonical files, tried in order.
@@ -33,17 +41,31 @@ SHA256 = {
     "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
 }
 
+#: Exact sizes in bytes of the canonical gzip files; a download of one stops as soon as more arrives.
+SIZES = {
+    "train-images-idx3-ubyte.gz": 9_912_422,
+    "train-labels-idx1-ubyte.gz": 28_881,
+    "t10k-images-idx3-ubyte.gz": 1_648_877,
+    "t10k-labels-idx1-ubyte.gz": 4_542,
+}
+
+#: Seconds a whole :func:`download_file` call may take, all mirrors together.
+DEFAULT_DEADLINE_S = 600.0
+
 _CHUNK = 1 << 16
 
 
 class DownloadError(OSError):
-    """No mirror delivered a file with the pinned digest."""
+    """No mirror delivered a file with the pinned digest (or the deadline passed).
+
+    The message lists every URL tried and why it failed.
+    """
 
 
 def _progress(name: str, done: int, total: int | None) -> None:
     if total:
         width = 30
-        filled = int(width * done / total)
+        filled = min(width, int(width * done / total))
         bar = "#" * filled + "." * (width - filled)
         sys.stderr.write(f"\r{name} [{bar}] {done / total:4.0%} of {total / 1e6:.1f} MB")
     else:
@@ -51,17 +73,35 @@ def _progress(name: str, done: int, total: int | None) -> None:
     sys.stderr.flush()
 
 
-def _fetch_one(url: str, dest: Path, sha256: str, timeout: float, show_progress: bool) -> None:
-    """Stream ``url`` into ``dest`` atomically; raise on any failure, leaving nothing behind."""
+def _fetch_one(
+    url: str, dest: Path, sha256: str, *, timeout: float, show_progress: bool, max_bytes: int, deadline_at: float
+) -> None:
+    """Stream ``url`` into ``dest`` atomically; raise on any failure, leaving nothing behind.
+
+    Stops as soon as more than ``max_bytes`` arrive (or are announced) and when
+    ``time.monotonic()`` passes ``deadline_at`` (checked between reads; each
+    socket operation waits at most ``min(timeout, time left)``).
+    """
     digest = hashlib.sha256()
     done = 0
-    with atomic_write(dest, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+    left = deadline_at - time.monotonic()
+    if left <= 0:
+        raise DownloadError(f"{url}: not started, the deadline has passed")
+    with atomic_write(dest, "wb") as out, urllib.request.urlopen(url, timeout=min(timeout, left)) as response:
         length = response.headers.get("Content-Length")
         total = int(length) if length is not None and length.isdigit() else None
-        while chunk := response.read(_CHUNK):
+        if total is not None and total > max_bytes:
+            raise DownloadError(f"{url}: the server announces {total} bytes, more than the {max_bytes} bytes expected")
+        # read1: return what one receive delivers, so a trickling server cannot stall a read past the deadline
+        read = getattr(response, "read1", response.read)
+        while chunk := read(_CHUNK):
+            done += len(chunk)
+            if done > max_bytes:
+                raise DownloadError(f"{url}: received more than the {max_bytes} bytes expected; aborted")
+            if time.monotonic() > deadline_at:
+                raise DownloadError(f"{url}: not finished within the deadline ({done} bytes received); aborted")
             out.write(chunk)
             digest.update(chunk)
-            done += len(chunk)
             if show_progress:
                 _progress(dest.name, done, total)
         if show_progress:
@@ -80,8 +120,15 @@ def download_file(
     sha256: str | None = None,
     timeout: float = 30.0,
     progress: bool | None = None,
+    max_bytes: int | None = None,
+    deadline: float = DEFAULT_DEADLINE_S,
 ) -> Path:
     """Download ``name`` into ``dest_dir`` from the first mirror that serves it intact.
+
+    Each mirror's file is streamed into a temporary file, hashed as it
+    arrives and renamed to ``dest_dir / name`` only when complete and the
+    digest matches; on any failure the temporary is removed and an existing
+    file of that name is left untouched.
 
     Parameters
     ----------
@@ -89,24 +136,64 @@ def download_file(
         File name, e.g. ``"train-images-idx3-ubyte.gz"``.
     sha256:
         Expected digest; defaults to the pinned :data:`SHA256` entry.
+    timeout:
+        Seconds each connect or receive may wait.
     progress:
         Show a progress bar on stderr (default: when stderr is a terminal).
+    max_bytes:
+        Most bytes accepted; a download stops as soon as more arrive (or a
+        larger ``Content-Length`` is announced).  Default: the pinned
+        :data:`SIZES` entry when the pinned digest is used, otherwise
+        :data:`portable_nn.limits.DOWNLOAD_BYTES` (256 MiB,
+        ``$PORTABLE_NN_MAX_DOWNLOAD_BYTES``).
+    deadline:
+        Seconds the whole call may take, all mirrors together (default 600).
+        Checked between received chunks, so a server that trickles bytes
+        fails after it; once it passes, no further mirror is tried.
 
     Raises
     ------
     DownloadError
-        Every mirror failed; the message lists each failure.
+        Every mirror failed, or the deadline passed; the message lists each
+        failure.
+    ValueError
+        ``deadline`` or ``timeout`` is not positive, ``max_bytes`` is not a
+        positive integer, or ``name`` has no pinned digest and ``sha256`` is
+        not given.
     """
+    if not deadline > 0:
+        raise ValueError(f"download_file: deadline must be a positive number of seconds; got {deadline!r}")
+    if not timeout > 0:
+        raise ValueError(f"download_file: timeout must be a positive number of seconds; got {timeout!r}")
+    deadline_at = time.monotonic() + deadline
+    if max_bytes is None and sha256 is None and name in SIZES:
+        cap = SIZES[name]
+    else:
+        cap = limits.DOWNLOAD_BYTES.value(max_bytes)
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
+    if sha256 is None and name not in SHA256:
+        raise ValueError(f"download_file: no pinned SHA-256 for {name!r}; pass sha256= (known: {', '.join(SHA256)})")
     expected = sha256 if sha256 is not None else SHA256[name]
     show = sys.stderr.isatty() if progress is None else progress
     failures = []
     for mirror in mirrors:
         url = mirror.rstrip("/") + "/" + name
+        if time.monotonic() >= deadline_at:
+            failures.append(f"  {url}: not tried, the {deadline:g} s deadline has passed")
+            continue
         try:
-            _fetch_one(url, dest_dir / name, expected, timeout, show)
+            _fetch_one(
+                url,
+                dest_dir / name,
+                expected,
+                timeout=timeout,
+                show_progress=show,
+                max_bytes=cap,
+                deadline_at=deadline_at,
+            )
             return dest_dir / name
         except (urllib.error.URLError, HTTPException, OSError) as exc:
-            failures.append(f"  {url}: {exc}")
+            text = str(exc)
+            failures.append(f"  {text}" if text.startswith(url) else f"  {url}: {text}")
     raise DownloadError(f"could not download {name}:\n" + "\n".join(failures))

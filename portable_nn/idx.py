@@ -5,80 +5,244 @@ for unsigned bytes) and the number of dimensions -- followed by one big-endian
 ``uint32`` per dimension and then the data.  :func:`read_idx` checks all of
 that and that the data length matches the header, so a truncated, corrupt or
 mislabelled file fails with an error that names it.
+
+Memory is bounded by the header, never by what the file claims or expands to:
+the header is read first, the size it declares is checked against
+:data:`portable_nn.limits.IDX_BYTES` (``$PORTABLE_NN_MAX_IDX_BYTES``), against
+the file size (raw files) or the most a gzip file of that size can expand to
+(deflate cannot expand more than 1032:1), and only then is the array allocated.
+Gzip data is decompressed in bounded chunks straight into that array, so a
+gzip bomb stops one byte past the declared size.
 """
 
 from __future__ import annotations
 
+import errno
 import gzip
+import math
 import os
+import stat
 import struct
 import zlib
 from pathlib import Path
+from typing import BinaryIO, Protocol
 
 import numpy as np
 
+from . import limits
+
 _GZIP_MAGIC = b"\x1f\x8b"
 _UBYTE = 0x08
+_IN_CHUNK = 1 << 16  # compressed bytes read at a time
+_OUT_CHUNK = 1 << 20  # most decompressed bytes produced at a time
+#: Deflate's largest possible expansion (258-byte matches coded in 2 bits) and slack for gzip headers.
+_MAX_RATIO = 1032
+_RATIO_SLACK = 1 << 12
 
 
 class IDXFormatError(ValueError):
-    """An IDX file is truncated, corrupt or not the array that was expected."""
+    """An IDX file is truncated, corrupt, too large or not the array that was expected.
+
+    The message starts with the file's path.
+    """
 
 
-def _read_bytes(path: Path) -> bytes:
-    raw = path.read_bytes()
-    if raw[:2] != _GZIP_MAGIC:
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (EOFError, OSError, zlib.error) as exc:
-        raise IDXFormatError(f"{path}: corrupt or truncated gzip data ({exc})") from exc
+class _Stream(Protocol):
+    def read(self, n: int) -> bytes: ...
+
+    def readinto(self, view: memoryview) -> int: ...
 
 
-def read_idx(path: str | os.PathLike[str], ndim: int | None = None) -> np.ndarray:
+class _RawStream:
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+
+    def read(self, n: int) -> bytes:
+        parts, got = [], 0
+        while got < n:
+            chunk = self._handle.read(n - got)
+            if not chunk:
+                break
+            parts.append(chunk)
+            got += len(chunk)
+        return b"".join(parts)
+
+    def readinto(self, view: memoryview) -> int:
+        got = 0
+        while got < len(view):
+            n = self._handle.readinto(view[got:])
+            if not n:
+                break
+            got += n
+        return got
+
+
+class _GzipStream:
+    """Decompress one or more concatenated gzip members, never more than asked for at a time."""
+
+    def __init__(self, handle: BinaryIO, path: Path) -> None:
+        self._handle = handle
+        self._path = path
+        self._inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        self._pending = b""  # compressed input not yet given to the decompressor
+        self._finished = False
+
+    def _corrupt(self, detail: str) -> IDXFormatError:
+        return IDXFormatError(f"{self._path}: corrupt or truncated gzip data ({detail})")
+
+    def _next_member(self) -> bool:
+        """After a member ends: start the next one (True) or confirm the end of the file (False)."""
+        while len(self._pending) < 2:
+            more = self._handle.read(_IN_CHUNK)
+            if not more:
+                break
+            self._pending += more
+        if not self._pending:
+            return False
+        if self._pending[:2] != _GZIP_MAGIC:
+            raise IDXFormatError(f"{self._path}: unexpected bytes after the end of the gzip data")
+        self._inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        return True
+
+    def _chunk(self, max_length: int) -> bytes:
+        """Up to ``max_length`` decompressed bytes; ``b""`` only at the end of the data."""
+        while not self._finished:
+            if self._inflate.eof and not self._next_member():
+                self._finished = True
+                break
+            try:
+                out = self._inflate.decompress(self._pending, max_length)
+            except zlib.error as exc:
+                raise self._corrupt(str(exc)) from exc
+            self._pending = self._inflate.unused_data if self._inflate.eof else self._inflate.unconsumed_tail
+            if out:
+                return out
+            if not self._inflate.eof and not self._pending:
+                self._pending = self._handle.read(_IN_CHUNK)
+                if not self._pending:
+                    raise self._corrupt("the file ends inside the compressed stream")
+        return b""
+
+    def read(self, n: int) -> bytes:
+        parts, got = [], 0
+        while got < n:
+            chunk = self._chunk(min(n - got, _OUT_CHUNK))
+            if not chunk:
+                break
+            parts.append(chunk)
+            got += len(chunk)
+        return b"".join(parts)
+
+    def readinto(self, view: memoryview) -> int:
+        got = 0
+        while got < len(view):
+            chunk = self._chunk(min(len(view) - got, _OUT_CHUNK))
+            if not chunk:
+                break
+            view[got : got + len(chunk)] = chunk
+            got += len(chunk)
+        return got
+
+
+def _open_regular(path: Path) -> tuple[BinaryIO, os.stat_result]:
+    """Open ``path`` for reading after checking it is a regular file (never blocks on a FIFO)."""
+    info = os.stat(path)  # FileNotFoundError / PermissionError name the path
+    if stat.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(errno.EISDIR, "is a directory, expected an IDX file", str(path))
+    if not stat.S_ISREG(info.st_mode):
+        raise IDXFormatError(f"{path}: not a regular file (a device, pipe or socket), expected an IDX file")
+    handle = open(path, "rb")  # closed by the caller
+    return handle, os.fstat(handle.fileno())
+
+
+def read_idx(path: str | os.PathLike[str], ndim: int | None = None, *, max_bytes: int | None = None) -> np.ndarray:
     """Read an IDX file of unsigned bytes into a ``uint8`` array of its header's shape.
 
     Parameters
     ----------
     path:
-        The file, gzip-compressed (detected from its content) or raw.
+        The file, gzip-compressed (detected from its content, one or more
+        members) or raw.
     ndim:
         The number of dimensions expected (3 for images, 1 for labels);
         ``None`` accepts any.
+    max_bytes:
+        Largest data section accepted (the product of the dimensions);
+        default :data:`portable_nn.limits.IDX_BYTES`, 2 GiB or
+        ``$PORTABLE_NN_MAX_IDX_BYTES``.
+
+    What is checked, before anything the size of the data is allocated: the
+    magic number, the type code (``0x08``), ``ndim``, a complete header, the
+    declared size against ``max_bytes``, and against the file size (raw) or
+    the largest expansion a gzip file of that size allows.  Then the data is
+    read (gzip: decompressed in chunks straight into the array, CRC checked)
+    and must end exactly where the header says.
 
     Raises
     ------
     IDXFormatError
-        Bad magic number, unsupported type code, unexpected ``ndim``, or a
-        data length that does not match the header; the message names the file.
-    FileNotFoundError
-        The file does not exist.
+        Bad magic number, unsupported type code, unexpected ``ndim``,
+        truncated header, declared size over the limit, data shorter or
+        longer than the header says, corrupt or truncated gzip data, or a
+        path that is not a regular file; the message starts with the path.
+    OSError
+        The file cannot be opened or read: ``FileNotFoundError``,
+        ``PermissionError``, ``IsADirectoryError`` (a directory given as the
+        file); ``str(exc)`` names the path.
     """
     path = Path(path)
-    data = _read_bytes(path)
-    if len(data) < 4:
-        raise IDXFormatError(f"{path}: too short for an IDX header ({len(data)} bytes)")
-    zero, type_code, dims = struct.unpack(">HBB", data[:4])
-    if zero != 0:
-        raise IDXFormatError(f"{path}: bad magic number {data[:4].hex()} (not an IDX file)")
-    if type_code != _UBYTE:
-        raise IDXFormatError(
-            f"{path}: IDX type code 0x{type_code:02x} is not supported (expected 0x08, unsigned bytes)"
-        )
-    if ndim is not None and dims != ndim:
-        raise IDXFormatError(f"{path}: expected {ndim} dimension(s), the header says {dims}")
-    header_end = 4 + 4 * dims
-    if len(data) < header_end:
-        raise IDXFormatError(f"{path}: truncated header")
-    shape = struct.unpack(f">{dims}I", data[4:header_end])
-    expected = int(np.prod(shape, dtype=np.int64))
-    actual = len(data) - header_end
-    if actual != expected:
-        raise IDXFormatError(
-            f"{path}: header shape {shape} needs {expected} data bytes, file has {actual} "
-            f"({'truncated' if actual < expected else 'trailing bytes'})"
-        )
-    return np.frombuffer(data, dtype=np.uint8, offset=header_end).reshape(shape)
+    limit = limits.IDX_BYTES.value(max_bytes)
+    handle, info = _open_regular(path)
+    with handle:
+        is_gzip = handle.read(2) == _GZIP_MAGIC
+        handle.seek(0)
+        stream: _Stream = _GzipStream(handle, path) if is_gzip else _RawStream(handle)
+        head = stream.read(4)
+        if len(head) < 4:
+            raise IDXFormatError(f"{path}: too short for an IDX header ({len(head)} bytes)")
+        zero, type_code, dims = struct.unpack(">HBB", head)
+        if zero != 0:
+            raise IDXFormatError(f"{path}: bad magic number {head.hex()} (not an IDX file)")
+        if type_code != _UBYTE:
+            raise IDXFormatError(
+                f"{path}: IDX type code 0x{type_code:02x} is not supported (expected 0x08, unsigned bytes)"
+            )
+        if ndim is not None and dims != ndim:
+            raise IDXFormatError(f"{path}: expected {ndim} dimension(s), the header says {dims}")
+        dim_bytes = stream.read(4 * dims)
+        if len(dim_bytes) < 4 * dims:
+            raise IDXFormatError(f"{path}: truncated header ({dims} dimensions need {4 + 4 * dims} bytes)")
+        shape = struct.unpack(f">{dims}I", dim_bytes)
+        expected = math.prod(shape)  # Python ints: no overflow
+        if expected > limit:
+            raise IDXFormatError(
+                f"{path}: header shape {shape} needs {expected} data bytes, more than the limit of {limit} "
+                f"({limits.IDX_BYTES.hint()})"
+            )
+        header_end = 4 + 4 * dims
+        if not is_gzip:
+            actual = info.st_size - header_end
+            if actual != expected:
+                raise IDXFormatError(
+                    f"{path}: header shape {shape} needs {expected} data bytes, file has {actual} "
+                    f"({'truncated' if actual < expected else 'trailing bytes'})"
+                )
+        elif header_end + expected > _MAX_RATIO * info.st_size + _RATIO_SLACK:
+            raise IDXFormatError(
+                f"{path}: header shape {shape} needs {expected} data bytes, more than a gzip file of "
+                f"{info.st_size} bytes can hold (truncated or corrupt)"
+            )
+        data = np.empty(expected, dtype=np.uint8)
+        got = stream.readinto(memoryview(data))
+        if got < expected:
+            raise IDXFormatError(
+                f"{path}: header shape {shape} needs {expected} data bytes, file has {got} (truncated)"
+            )
+        if stream.read(1):  # also reads a gzip file to its end, checking its CRC
+            raise IDXFormatError(
+                f"{path}: header shape {shape} needs {expected} data bytes, file has more (trailing bytes)"
+            )
+    return data.reshape(shape)
 
 
 def write_idx(path: str | os.PathLike[str], array: np.ndarray, *, compress: bool | None = None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,13 @@ from portable_nn.mnist import FILES
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    """Serves ``server.files`` under ``/good/``; ``/error/`` answers 500; ``/cut/`` stops halfway."""
+    """Serves ``server.files`` under ``/good/``; ``/error/`` answers 500; ``/cut/`` stops halfway.
+
+    ``/endless/`` streams bytes without a Content-Length, ``/liar/`` announces
+    a Content-Length of 10 GB, ``/trickle/`` sends one byte every 20 ms; each
+    stops after :data:`_SERVER_LIMIT_S` seconds or when the client hangs up,
+    so no test can loop for long.
+    """
 
     def do_GET(self):
         mirror, _, name = self.path.strip("/").partition("/")
@@ -26,18 +33,40 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_error(500 if mirror == "error" else 404)
             return
         self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
+        if mirror == "endless":
+            self.end_headers()
+            self._stream(lambda: b"\x00" * 65536, pause=0.0)
+            return
+        self.send_header("Content-Length", str(10**10 if mirror == "liar" else len(body)))
         self.end_headers()
-        self.wfile.write(body[: len(body) // 2] if mirror == "cut" else body)
+        if mirror == "trickle":
+            self._stream(lambda: b"x", pause=0.02)
+        else:
+            self.wfile.write(body[: len(body) // 2] if mirror == "cut" else body)
+
+    def _stream(self, chunk, pause):
+        stop = time.monotonic() + _SERVER_LIMIT_S
+        try:
+            while time.monotonic() < stop:
+                data = chunk()
+                self.wfile.write(data)
+                self.wfile.flush()
+                self.server.sent += len(data)
+                time.sleep(pause)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
     def log_message(self, *args):
         pass
 
 
+_SERVER_LIMIT_S = 5.0
+
+
 @pytest.fixture
 def server():
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.files, httpd.requests = {}, []
+    httpd.files, httpd.requests, httpd.sent = {}, [], 0
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -115,3 +144,100 @@ def test_no_network_error_says_where_to_put_the_files(server, tmp_path):
     with pytest.raises(DownloadError, match=r"put the four MNIST files .* into .*offline"):
         load_mnist(tmp_path / "offline", mirrors=(server.url + "/error/",))
     assert _leftovers(tmp_path / "offline") == []
+
+
+class _CountingAtomicWrite:
+    """Wraps :func:`atomic_write` to record the most bytes ever written to a temporary file."""
+
+    def __init__(self, real):
+        self.real, self.most = real, 0
+
+    def __call__(self, path, mode="wb"):
+        outer = self
+
+        class _Counting:
+            def __init__(self, handle):
+                self.handle, self.written = handle, 0
+
+            def write(self, data):
+                self.written += len(data)
+                outer.most = max(outer.most, self.written)
+                return self.handle.write(data)
+
+        class _Context:
+            def __enter__(self):
+                self.inner = outer.real(path, mode)
+                return _Counting(self.inner.__enter__())
+
+            def __exit__(self, *exc):
+                return self.inner.__exit__(*exc)
+
+        return _Context()
+
+
+def test_endless_stream_stops_at_the_cap_without_writing_past_it(server, tmp_path, monkeypatch):
+    _serve_payload(server)
+    counting = _CountingAtomicWrite(download.atomic_write)
+    monkeypatch.setattr(download, "atomic_write", counting)
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match=r"endless/file\.gz: received more than the 300000 bytes expected"):
+        download_file("file.gz", tmp_path, mirrors=[server.url + "/endless/"], sha256="0" * 64, max_bytes=300_000)
+    assert time.monotonic() - start < _SERVER_LIMIT_S / 2  # stopped by the cap, not by the server giving up
+    assert 0 < counting.most <= 300_000
+    assert _leftovers(tmp_path) == []
+
+
+def test_announced_length_over_the_cap_is_refused_before_reading(server, tmp_path):
+    _, digest = _serve_payload(server)
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match=r"liar/file\.gz: the server announces 10000000000 bytes, more than the "):
+        download_file("file.gz", tmp_path, mirrors=[server.url + "/liar/"], sha256=digest)
+    assert time.monotonic() - start < _SERVER_LIMIT_S / 2
+    assert _leftovers(tmp_path) == []
+
+
+def test_pinned_size_caps_a_canonical_file_and_env_caps_others(server, tmp_path, monkeypatch):
+    body, digest = _serve_payload(server, name="t10k-labels-idx1-ubyte.gz", size=20_000)
+    monkeypatch.setattr(download, "SHA256", {"t10k-labels-idx1-ubyte.gz": digest})
+    # the pinned size (4542 bytes) is the cap when the pinned digest is used
+    with pytest.raises(DownloadError, match=r"more than the 4542 bytes expected"):
+        download_file("t10k-labels-idx1-ubyte.gz", tmp_path, mirrors=[server.url + "/good/"])
+    assert _leftovers(tmp_path) == []
+    # files without a pinned size are capped by $PORTABLE_NN_MAX_DOWNLOAD_BYTES
+    server.files["other.bin"] = body
+    monkeypatch.setenv("PORTABLE_NN_MAX_DOWNLOAD_BYTES", "10K")
+    with pytest.raises(DownloadError, match=r"more than the 10240 bytes expected"):
+        download_file("other.bin", tmp_path, mirrors=[server.url + "/good/"], sha256=digest)
+    monkeypatch.setenv("PORTABLE_NN_MAX_DOWNLOAD_BYTES", "20000")
+    assert download_file("other.bin", tmp_path, mirrors=[server.url + "/good/"], sha256=digest).read_bytes() == body
+
+
+def test_trickling_server_fails_after_the_deadline_and_later_mirrors_are_skipped(server, tmp_path):
+    _, digest = _serve_payload(server)
+    mirrors = [server.url + "/trickle/", server.url + "/good/"]
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match=r"trickle/file\.gz: not finished within the deadline") as info:
+        download_file("file.gz", tmp_path, mirrors=mirrors, sha256=digest, deadline=0.5, timeout=2.0)
+    elapsed = time.monotonic() - start
+    assert 0.5 <= elapsed < 2.0
+    assert "good/file.gz: not tried, the 0.5 s deadline has passed" in str(info.value)
+    assert server.requests == ["/trickle/file.gz"]
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        ({"deadline": 0}, r"deadline must be a positive number of seconds; got 0"),
+        ({"timeout": -1.0}, r"timeout must be a positive number of seconds; got -1\.0"),
+        ({"max_bytes": 0}, r"max_download_bytes: expected a positive integer number of bytes; got 0"),
+    ],
+)
+def test_bad_arguments_are_refused(tmp_path, kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        download_file("file.gz", tmp_path, mirrors=["http://127.0.0.1:9/"], sha256="0" * 64, **kwargs)
+
+
+def test_unknown_name_without_a_digest_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"no pinned SHA-256 for 'mystery\.gz'; pass sha256="):
+        download_file("mystery.gz", tmp_path, mirrors=["http://127.0.0.1:9/"])
