@@ -1,23 +1,33 @@
-"""Turning the data forms users pass into arrays that live on the backend.
+"""From the data forms users pass to arrays resident on the backend, once per data set.
 
-Two forms are accepted wherever a network takes data:
+Forms accepted wherever a network takes data:
 
 * Nielsen's: a sequence (or ``zip``) of ``(x, y)`` pairs, ``x`` of shape
   ``(n_in, 1)``, ``y`` either a one-hot column ``(n_out, 1)`` or an int label.
-* Stacked: a 2-tuple ``(inputs, labels)`` with ``inputs`` of shape
-  ``(n, n_in)`` (one sample per row) and ``labels`` of shape ``(n,)`` (ints) or
-  ``(n, n_out)`` (one-hot / target rows).  Arrays may come from any backend.
+  Converted with one preallocated copy straight into the network's dtype.
+* :class:`BookPairs`, the list that :func:`portable_nn.load_data_wrapper`
+  returns: it behaves exactly like the book's list of pairs but also carries
+  the stacked, already validated arrays its pairs are views of, so it converts
+  in O(1).
+* Stacked: a 2-tuple ``(inputs, labels)`` with ``inputs`` ``(n, n_in)`` (one
+  sample per row) and ``labels`` ``(n,)`` ints or ``(n, n_out)`` target rows,
+  from any backend.
+* :class:`Dataset`: stacked arrays checked once, possibly in a compact form
+  (MNIST's ``uint8`` pixels with ``divisor=255``, scaled on the device one
+  mini-batch at a time, bit for bit what scaling up front gives).
 
-The conversion happens on the host with NumPy, once per call, and the result
-is moved to the backend device in one transfer.  Samples are kept as *rows*
-on the device, so a mini-batch is a contiguous row slice whose transpose
-``(n_in, m)`` is the column matrix that backprop works with.
+A :class:`BookPairs` or :class:`Dataset` keeps its device copies, so calling
+``SGD``/``evaluate`` again on the same object moves nothing.  Samples are
+*rows* on the device; a mini-batch is ``xp.take(inputs, idx, axis=0)`` and its
+transpose ``(n_in, m)`` is the column matrix of the book's chapter 2.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, SupportsIndex
 
 import numpy as np
 
@@ -28,87 +38,275 @@ from .backends import Backend, to_numpy
 class DeviceData:
     """A data set resident on a backend.
 
-    ``inputs``: ``(n, n_in)`` array of the network's float dtype.
-    ``targets``: ``(n, n_out)`` float targets (training) or ``(n,)`` int64 labels
-    (evaluation).  ``n``: number of samples.
+    Attributes
+    ----------
+    inputs:
+        ``(n, n_in)`` array: the network's float dtype, or ``uint8`` when
+        ``divisor`` is set (then a row means ``row / divisor``).
+    targets:
+        ``(n, n_out)`` float targets (training) or ``(n,)`` int64 labels (evaluation).
+    n:
+        Number of samples.
+    divisor:
+        ``None``, or the number the stored inputs are divided by (255.0 for MNIST bytes).
     """
 
     inputs: Any
     targets: Any
     n: int
+    divisor: float | None = None
+
+
+class Dataset:
+    """Stacked host data, validated once: what every other form is converted to.
+
+    Parameters
+    ----------
+    inputs:
+        ``(n, n_in)`` NumPy array of real numbers (float32/float64), or of
+        ``uint8`` together with ``divisor``.
+    labels:
+        ``(n,)`` int64 labels or ``(n, n_out)`` float target rows.
+    divisor:
+        For compact inputs: the value each stored input is divided by before
+        use (``255.0`` for MNIST pixels).  Scaling happens on the device per
+        mini-batch, in the network's dtype, so it is bit for bit
+        ``inputs.astype(dtype) / divisor``.
+
+    The constructor does not copy; treat the arrays as read-only afterwards
+    (device copies are cached on the object).
+    """
+
+    def __init__(self, inputs: np.ndarray, labels: np.ndarray, *, divisor: float | None = None) -> None:
+        if inputs.ndim != 2:
+            raise ValueError(f"inputs must have shape (n, n_in); got {inputs.shape}")
+        if labels.shape[:1] != inputs.shape[:1] or labels.ndim not in (1, 2):
+            raise ValueError(f"labels must have shape ({inputs.shape[0]},) or ({inputs.shape[0]}, n_out)")
+        self.inputs = inputs
+        self.labels = labels
+        self.divisor = None if divisor is None else float(divisor)
+        self._device: dict[tuple[Any, ...], DeviceData] = {}
+        self._checked: set[tuple[str, int, int]] = set()
+
+    @property
+    def n(self) -> int:
+        """Number of samples."""
+        return int(self.inputs.shape[0])
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __repr__(self) -> str:
+        scale = "" if self.divisor is None else f" / {self.divisor:g}"
+        return f"Dataset(inputs {self.inputs.shape} {self.inputs.dtype}{scale}, labels {self.labels.shape})"
+
+    def subset(self, rows: slice) -> Dataset:
+        """The rows ``rows`` as a new :class:`Dataset` (views, no copy)."""
+        return Dataset(self.inputs[rows], self.labels[rows], divisor=self.divisor)
+
+    def float_inputs(self, dtype: str) -> np.ndarray:
+        """``(n, n_in)`` inputs of ``dtype`` on the host (scaled when compact)."""
+        if self.divisor is None:
+            return self.inputs.astype(dtype, copy=False)
+        return self.inputs.astype(dtype) / np.asarray(self.divisor, dtype=dtype)
+
+
+class BookPairs(list):  # type: ignore[type-arg]
+    """A list of ``(x, y)`` pairs that also carries its stacked :class:`Dataset`.
+
+    It is a ``list`` in every way the book uses one (indexing, slicing, ``len``,
+    iteration, ``zip``); a slice is again a :class:`BookPairs`.  Any change to
+    the list in place drops the stacked arrays, so the pairs themselves are
+    then converted as any other list would be.
+    """
+
+    def __init__(self, pairs: Iterable[Any], dataset: Dataset | None = None) -> None:
+        super().__init__(pairs)
+        self.dataset = dataset
+
+    def __getitem__(self, index: Any) -> Any:
+        item = super().__getitem__(index)
+        if isinstance(index, slice):
+            step = index.step if index.step is not None else 1
+            data = self.dataset.subset(index) if self.dataset is not None and step == 1 else None
+            return BookPairs(item, data)
+        return item
+
+    def _changed(self) -> None:
+        self.dataset = None
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        self._changed()
+        super().__setitem__(index, value)
+
+    def __delitem__(self, index: Any) -> None:
+        self._changed()
+        super().__delitem__(index)
+
+    def __iadd__(self, other: Any) -> BookPairs:  # type: ignore[override]
+        self._changed()
+        return super().__iadd__(other)  # type: ignore[return-value]
+
+    def __imul__(self, other: Any) -> BookPairs:  # type: ignore[override]
+        self._changed()
+        return super().__imul__(other)  # type: ignore[return-value]
+
+    def append(self, value: Any) -> None:
+        self._changed()
+        super().append(value)
+
+    def extend(self, values: Iterable[Any]) -> None:
+        self._changed()
+        super().extend(values)
+
+    def insert(self, index: SupportsIndex, value: Any) -> None:
+        self._changed()
+        super().insert(index, value)
+
+    def pop(self, index: SupportsIndex = -1) -> Any:
+        self._changed()
+        return super().pop(index)
+
+    def remove(self, value: Any) -> None:
+        self._changed()
+        super().remove(value)
+
+    def clear(self) -> None:
+        self._changed()
+        super().clear()
+
+    def sort(self, *args: Any, **kwargs: Any) -> None:
+        self._changed()
+        super().sort(*args, **kwargs)
+
+    def reverse(self) -> None:
+        self._changed()
+        super().reverse()
 
 
 def _is_stacked(data: Any) -> bool:
     return (
-        isinstance(data, (tuple, list)) and len(data) == 2 and hasattr(data[0], "shape") and hasattr(data[1], "shape")
+        isinstance(data, (tuple, list))
+        and not isinstance(data, BookPairs)
+        and len(data) == 2
+        and hasattr(data[0], "shape")
+        and hasattr(data[1], "shape")
     )
 
 
-def _host_arrays(data: Any, name: str, n_in: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(inputs (n, n_in) float64, y)`` on the host; ``y`` is ``(n,)`` or ``(n, k)``."""
-    if data is None:
-        raise TypeError(f"{name} must be a list of (x, y) pairs or a tuple (inputs, labels); got None")
-    if _is_stacked(data):
-        inputs = to_numpy(data[0])
-        labels = to_numpy(data[1])
-        if inputs.ndim != 2 or inputs.shape[1] != n_in:
-            raise ValueError(f"{name}: inputs must have shape (n, {n_in}) (one sample per row); got {inputs.shape}")
-        if labels.ndim not in (1, 2) or labels.shape[0] != inputs.shape[0]:
-            raise ValueError(
-                f"{name}: labels must have shape ({inputs.shape[0]},) or "
-                f"({inputs.shape[0]}, n_out) to match {inputs.shape[0]} inputs; got {labels.shape}"
-            )
-        if labels.ndim == 2 and labels.shape[1] == 1:
-            labels = labels[:, 0]
-        return inputs.astype(np.float64, copy=False), labels
+def _check_real(array: np.ndarray, name: str, what: str) -> None:
+    if array.dtype.kind not in "iuf":
+        raise TypeError(f"{name}: {what} must be real numbers (int or float); got dtype {array.dtype}")
 
+
+def _all_finite(array: np.ndarray) -> bool:
+    """``True`` when every element is finite; one cheap sum first, the exact test only if it overflows."""
+    if array.dtype.kind != "f" or array.size == 0:
+        return True
+    if math.isfinite(float(np.sum(array, dtype=np.float64))):
+        return True  # any NaN or inf would have made the sum non-finite
+    return bool(np.all(np.isfinite(array)))
+
+
+def _stacked(data: tuple[Any, Any], name: str, n_in: int, dtype: str) -> Dataset:
+    inputs, labels = to_numpy(data[0]), to_numpy(data[1])
+    if inputs.ndim != 2 or inputs.shape[1] != n_in:
+        raise ValueError(f"{name}: inputs must have shape (n, {n_in}) (one sample per row); got {inputs.shape}")
+    if labels.ndim not in (1, 2) or labels.shape[0] != inputs.shape[0]:
+        raise ValueError(
+            f"{name}: labels must have shape ({inputs.shape[0]},) or "
+            f"({inputs.shape[0]}, n_out) to match {inputs.shape[0]} inputs; got {labels.shape}"
+        )
+    _check_real(inputs, name, "inputs")
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    return Dataset(inputs.astype(dtype, copy=False), labels)
+
+
+def _pairs(data: Any, name: str, n_in: int, dtype: str) -> Dataset:
+    """Nielsen's pairs with one preallocated ``(n, n_in)`` copy in ``dtype``."""
     try:
-        pairs = list(data)
+        pairs = data if isinstance(data, list) else list(data)
     except TypeError:
         raise TypeError(
             f"{name} must be a list of (x, y) pairs or a tuple (inputs, labels); got {type(data).__name__}"
         ) from None
-    xs, ys = [], []
+    if not pairs:
+        raise ValueError(f"{name} is empty: it must hold at least one (x, y) pair")
+    inputs = np.empty((len(pairs), n_in), dtype=dtype)
+    ys = []
+    column, flat = (n_in, 1), (n_in,)
     for i, pair in enumerate(pairs):
         try:
             x, y = pair
         except (TypeError, ValueError):
             raise ValueError(f"{name}[{i}] must be an (x, y) pair; got {type(pair).__name__}") from None
-        x = to_numpy(x)
-        if x.size != n_in or (x.ndim == 2 and x.shape[1] != 1) or x.ndim > 2:
+        if not isinstance(x, np.ndarray):
+            x = to_numpy(x)
+        if x.shape != column and x.shape != flat:
             raise ValueError(f"{name}[{i}]: x must have shape ({n_in}, 1); got {x.shape}")
-        xs.append(x.reshape(n_in))
-        ys.append(to_numpy(y))
-    if not xs:
-        raise ValueError(f"{name} is empty: it must hold at least one (x, y) pair")
-    shapes = {y.shape for y in ys}
-    if len(shapes) != 1:
-        raise ValueError(f"{name}: every y must have the same shape; got {sorted(shapes)}")
-    labels = np.stack(ys)
-    if labels.ndim == 3 and labels.shape[2] == 1:  # one-hot columns (n_out, 1)
-        labels = labels[:, :, 0]
-    if labels.ndim > 2:
-        raise ValueError(f"{name}: y must be an int label or an (n_out, 1) column; got {ys[0].shape}")
-    return np.stack(xs).astype(np.float64, copy=False), labels
+        if x.dtype.kind not in "iuf":
+            raise TypeError(f"{name}[{i}]: x must hold real numbers (int or float); got dtype {x.dtype}")
+        inputs[i] = x.reshape(n_in)
+        ys.append(y)
+    return Dataset(inputs, _stack_ys(ys, name))
 
 
-def _check_finite_inputs(inputs: np.ndarray, name: str) -> None:
-    if inputs.shape[0] == 0:
+def _stack_ys(ys: list[Any], name: str) -> np.ndarray:
+    first = ys[0]
+    if isinstance(first, (bool, np.bool_)) or (hasattr(first, "dtype") and first.dtype.kind == "b"):
+        raise TypeError(f"{name}: y must be an int label or an (n_out, 1) column; got a bool")
+    if isinstance(first, (int, np.integer)):
+        try:
+            return np.fromiter((int(y) for y in ys), dtype=np.int64, count=len(ys))
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}: every y must be an int label, as the first one is") from None
+    arrays = [y if isinstance(y, np.ndarray) else to_numpy(y) for y in ys]
+    shape = arrays[0].shape
+    if any(a.shape != shape for a in arrays):
+        shapes = sorted({a.shape for a in arrays})
+        raise ValueError(f"{name}: every y must have the same shape; got {shapes}")
+    if len(shape) == 2 and shape[1] == 1:
+        out = np.empty((len(arrays), shape[0]), dtype=np.float64)
+        for i, a in enumerate(arrays):
+            out[i] = a[:, 0]
+        if arrays[0].dtype.kind not in "iuf":
+            raise TypeError(f"{name}: y must hold real numbers; got dtype {arrays[0].dtype}")
+        return out
+    if shape == ():
+        return np.stack(arrays)
+    raise ValueError(f"{name}: y must be an int label or an (n_out, 1) column; got {shape}")
+
+
+def as_dataset(data: Any, name: str, n_in: int, dtype: str) -> Dataset:
+    """Any accepted form as a :class:`Dataset` (validated shapes and kinds; no label checks yet)."""
+    if data is None:
+        raise TypeError(f"{name} must be a list of (x, y) pairs or a tuple (inputs, labels); got None")
+    if isinstance(data, Dataset):
+        dataset = data
+    elif isinstance(data, BookPairs) and data.dataset is not None:
+        dataset = data.dataset
+    elif _is_stacked(data):
+        dataset = _stacked(data, name, n_in, dtype)
+    else:
+        dataset = _pairs(data, name, n_in, dtype)
+    if dataset.inputs.shape[1] != n_in:
+        raise ValueError(f"{name}: inputs must have shape (n, {n_in}) (one sample per row); got {dataset.inputs.shape}")
+    if dataset.n == 0:
         raise ValueError(f"{name} is empty: it must hold at least one sample")
-    if not np.all(np.isfinite(inputs)):
-        raise ValueError(f"{name}: inputs must be finite numbers (found NaN or inf)")
+    return dataset
 
 
 def _int_labels(labels: np.ndarray, name: str, n_out: int) -> np.ndarray:
     """Check 1-D labels are integers in ``[0, n_out)`` and return them as int64."""
-    if labels.dtype.kind == "b" or labels.dtype.kind not in "iuf":
+    if labels.dtype.kind not in "iuf":
         raise ValueError(f"{name}: labels must be integers in [0, {n_out}); got dtype {labels.dtype}")
     if labels.dtype.kind == "f" and not np.all(np.isfinite(labels) & (labels == np.round(labels))):
         raise ValueError(f"{name}: labels must be integers in [0, {n_out}); got non-integer values")
     if labels.size and (labels.min() < 0 or labels.max() >= n_out):
         bad = labels[(labels < 0) | (labels >= n_out)][0]
         raise ValueError(f"{name}: labels must be integers in [0, {n_out}); got {bad}")
-    return labels.astype(np.int64)
+    return labels.astype(np.int64, copy=False)
 
 
 def _check_target_rows(targets: np.ndarray, name: str, n_out: int) -> None:
@@ -116,46 +314,58 @@ def _check_target_rows(targets: np.ndarray, name: str, n_out: int) -> None:
         raise ValueError(
             f"{name}: targets must have {n_out} columns (one per output neuron); got shape {targets.shape}"
         )
-    if not np.all(np.isfinite(targets)):
+    _check_real(targets, name, "targets")
+    if not _all_finite(targets):
         raise ValueError(f"{name}: targets must be finite numbers (found NaN or inf)")
 
 
-def one_hot(labels: np.ndarray, n_out: int) -> np.ndarray:
-    """``(n,)`` int labels to ``(n, n_out)`` float64 one-hot rows."""
-    out = np.zeros((labels.shape[0], n_out))
-    out[np.arange(labels.shape[0]), labels] = 1.0
-    return out
+def _validate(dataset: Dataset, name: str, n_out: int) -> None:
+    """Label range and finiteness, checked once per data set and output width."""
+    key = (name, dataset.inputs.shape[1], n_out)
+    if key in dataset._checked:
+        return
+    if dataset.divisor is None and not _all_finite(dataset.inputs):
+        raise ValueError(f"{name}: inputs must be finite numbers (found NaN or inf)")
+    if dataset.labels.ndim == 1:
+        _int_labels(dataset.labels, name, n_out)
+    else:
+        _check_target_rows(dataset.labels, name, n_out)
+    dataset._checked.add(key)
 
 
-def training_arrays(data: Any, name: str, n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
-    """Validated host arrays ``(inputs (n, n_in), targets (n, n_out))``, float64."""
-    inputs, labels = _host_arrays(data, name, n_in)
-    _check_finite_inputs(inputs, name)
-    if labels.ndim == 1:
-        return inputs, one_hot(_int_labels(labels, name, n_out), n_out)
-    _check_target_rows(labels, name, n_out)
-    return inputs, labels.astype(np.float64, copy=False)
+def to_device(
+    data: Any, name: str, n_in: int, n_out: int, backend: Backend, dtype: str, *, training: bool
+) -> DeviceData:
+    """Validate ``data`` and move it to ``backend`` (cached on :class:`Dataset`/:class:`BookPairs`).
 
-
-def evaluation_arrays(data: Any, name: str, n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
-    """Validated host arrays ``(inputs (n, n_in) float64, labels (n,) int64)``.
-
-    One-hot target rows are turned into labels with ``argmax``, as Nielsen's
-    ``network2.accuracy(convert=True)`` does.
+    Training data gets ``(n, n_out)`` float targets (int labels one-hot
+    encoded on the device with ``array_api_extra.one_hot``); evaluation data
+    gets ``(n,)`` int64 labels (one-hot rows become labels by ``argmax``, as
+    the book's ``accuracy(convert=True)`` does).
     """
-    inputs, labels = _host_arrays(data, name, n_in)
-    _check_finite_inputs(inputs, name)
-    if labels.ndim == 2:
-        _check_target_rows(labels, name, n_out)
-        labels = np.argmax(labels, axis=1)
-    return inputs, _int_labels(labels, name, n_out)
+    dataset = as_dataset(data, name, n_in, dtype)
+    _validate(dataset, name, n_out)
+    key = (backend.name, repr(backend.device), dtype, training, n_out)
+    cached = dataset._device.get(key)
+    if cached is not None:
+        return cached
+    xp = backend.xp
+    labels = dataset.labels
+    if dataset.divisor is None:
+        inputs = backend.asarray(dataset.inputs.astype(dtype, copy=False), dtype=backend.dtype(dtype))
+    else:
+        inputs = backend.asarray(dataset.inputs, dtype=xp.uint8)
+    if training and labels.ndim == 1:
+        import array_api_extra as xpx
 
-
-def to_device(inputs: np.ndarray, targets: np.ndarray, backend: Backend, dtype: str) -> DeviceData:
-    """Move validated host arrays to the backend in one transfer each."""
-    target_dtype = "int64" if targets.dtype == np.int64 else dtype
-    return DeviceData(
-        inputs=backend.asarray(inputs.astype(dtype), dtype=backend.dtype(dtype)),
-        targets=backend.asarray(targets.astype(target_dtype), dtype=backend.dtype(target_dtype)),
-        n=int(inputs.shape[0]),
-    )
+        device_labels = backend.asarray(_int_labels(labels, name, n_out), dtype=xp.int64)
+        targets = xpx.one_hot(device_labels, n_out, dtype=backend.dtype(dtype), xp=xp)
+    elif training:
+        targets = backend.asarray(labels.astype(dtype, copy=False), dtype=backend.dtype(dtype))
+    else:
+        host = np.argmax(labels, axis=1) if labels.ndim == 2 else labels
+        targets = backend.asarray(_int_labels(host, name, n_out), dtype=xp.int64)
+    device = DeviceData(inputs=inputs, targets=targets, n=dataset.n, divisor=dataset.divisor)
+    if isinstance(data, (Dataset, BookPairs)):
+        dataset._device[key] = device
+    return device

@@ -55,3 +55,32 @@ def check_dtype(dtype: Any) -> str:
     if name not in FLOAT_DTYPES:
         raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}")
     return name
+
+
+def check_layer_arrays(weights: Any, biases: Any) -> list[int]:
+    """Check host parameter lists and return the ``sizes`` they describe.
+
+    ``weights[l]`` must be ``(sizes[l+1], sizes[l])`` and ``biases[l]``
+    ``(sizes[l+1], 1)``, real floating-point (or integer) NumPy arrays with
+    finite values, with as many biases as weights (at least one layer).
+    """
+    import numpy as np
+
+    if len(weights) != len(biases) or len(weights) < 1:
+        raise ValueError(f"weights and biases must be lists of equal length >= 1; got {len(weights)} and {len(biases)}")
+    sizes = [int(weights[0].shape[1])] if getattr(weights[0], "ndim", 0) == 2 else []
+    for i, (w, b) in enumerate(zip(weights, biases)):
+        if not isinstance(w, np.ndarray) or not isinstance(b, np.ndarray):
+            raise TypeError(f"weights[{i}] and biases[{i}] must be arrays")
+        if w.ndim != 2 or not sizes or w.shape[1] != sizes[-1]:
+            expected = f"(n, {sizes[-1]})" if sizes else "(n_out, n_in)"
+            raise ValueError(f"weights[{i}] has shape {w.shape}, expected {expected}")
+        if b.shape != (w.shape[0], 1):
+            raise ValueError(f"biases[{i}] has shape {b.shape}, expected {(w.shape[0], 1)}")
+        for name, a in ((f"weights[{i}]", w), (f"biases[{i}]", b)):
+            if a.dtype.kind not in "iuf":
+                raise TypeError(f"{name} holds {a.dtype}, expected real numbers")
+            if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+                raise ValueError(f"{name} holds NaN or infinite values")
+        sizes.append(int(w.shape[0]))
+    return check_sizes(sizes)

@@ -1,0 +1,258 @@
+"""What every fully connected network of the book shares: parameters, data, evaluation, training.
+
+:class:`DenseNetwork` holds the parameters as the book does (``weights[l]``
+``(sizes[l+1], sizes[l])``, ``biases[l]`` ``(sizes[l+1], 1)``, plain lists of
+backend arrays you can read and replace), moves data to the device once
+(:mod:`portable_nn.dataforms`), evaluates in chunks with one host copy per
+result, and trains through :func:`portable_nn.training.sgd` with the step of
+:mod:`portable_nn.dense`.  The book's facades, :class:`portable_nn.network.Network`
+and :class:`portable_nn.network2.Network`, add only their names, defaults,
+printed lines and file formats.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from . import dataforms, initializers
+from .backends import Backend, resolve_backend, to_numpy
+from .compiled import compile_function, epoch_function
+from .dense import DenseSpec, State, forward, gradients, make_step, regularization_cost
+from .validation import check_dtype, check_layer_arrays, check_sizes
+
+#: Samples fed through the network at once when evaluating.
+EVAL_CHUNK = 10_000
+
+_Net = TypeVar("_Net", bound="DenseNetwork")
+
+
+class DenseNetwork:
+    """Base class of the book's fully connected networks (see the facades for the public API).
+
+    Attributes
+    ----------
+    sizes:
+        Neurons per layer, e.g. ``[784, 30, 10]``.
+    weights, biases:
+        Lists of ``(sizes[l+1], sizes[l])`` and ``(sizes[l+1], 1)`` backend
+        arrays of ``dtype``.
+    backend:
+        The :class:`portable_nn.Backend` (namespace ``xp`` and ``device``).
+    dtype:
+        ``"float64"`` or ``"float32"``.
+    spec:
+        The :class:`portable_nn.dense.DenseSpec`: activations and cost.
+    """
+
+    sizes: list[int]
+    weights: list[Any]
+    biases: list[Any]
+
+    # -- construction --------------------------------------------------------
+    def _setup(self, sizes: Any, xp: Any, dtype: Any, seed: Any, device: Any, spec: DenseSpec) -> None:
+        self.sizes = check_sizes(sizes)
+        self.num_layers = len(self.sizes)
+        self.dtype = check_dtype(dtype)
+        self._rng = initializers.make_rng(seed)
+        self.backend: Backend = resolve_backend(xp, device)
+        self.xp = self.backend.xp
+        self.spec = spec
+        self._ones_cache: dict[int, Any] = {}
+        self._compiled: dict[tuple[Any, ...], tuple[Callable[..., State], Any]] = {}
+        self._velocities: tuple[tuple[Any, ...], tuple[Any, ...]] | None = None
+
+    def _set_host_parameters(self, biases: Sequence[np.ndarray], weights: Sequence[np.ndarray]) -> None:
+        self.biases = [self._from_host(b) for b in biases]
+        self.weights = [self._from_host(w) for w in weights]
+
+    @classmethod
+    def from_arrays(
+        cls: type[_Net],
+        weights: Sequence[Any],
+        biases: Sequence[Any],
+        xp: Any = "numpy",
+        *,
+        dtype: str | None = None,
+        seed: int | None = None,
+        device: Any = None,
+        **options: Any,
+    ) -> _Net:
+        """A network holding the given parameters (no random weights are drawn).
+
+        ``weights[l]`` must be ``(sizes[l+1], sizes[l])`` and ``biases[l]``
+        ``(sizes[l+1], 1)`` real, finite arrays of any backend; ``sizes`` is
+        read from their shapes.  ``dtype`` defaults to the arrays' own
+        (float32 stays float32, anything else becomes float64).  ``options``
+        are the facade's own keyword arguments (``cost=`` for network2).
+        """
+        host_w = [to_numpy(w) for w in weights]
+        host_b = [to_numpy(b) for b in biases]
+        sizes = check_layer_arrays(host_w, host_b)
+        if dtype is None:
+            dtype = "float32" if host_w[0].dtype == np.float32 else "float64"
+        net = cls.__new__(cls)
+        net._setup(sizes, xp, dtype, seed, device, cls._spec(**options))
+        net._configure(**options)
+        net._set_host_parameters(host_b, host_w)
+        return net
+
+    @classmethod
+    def _spec(cls, **options: Any) -> DenseSpec:
+        """The :class:`DenseSpec` for the facade's options."""
+        return DenseSpec()
+
+    def _configure(self, **options: Any) -> None:
+        """Store facade-specific options (after :meth:`_setup`)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.sizes}, xp={self.backend.name!r}, dtype={self.dtype!r})"
+
+    # -- conversions -----------------------------------------------------------
+    def _from_host(self, array: Any) -> Any:
+        return self.backend.asarray(to_numpy(array).astype(self.dtype), dtype=self.backend.dtype(self.dtype))
+
+    def _on_backend(self, array: Any, name: str, rows: int) -> Any:
+        """``array`` as a 2-D ``(rows, m)`` array of this network's dtype on its device."""
+        shape = tuple(getattr(array, "shape", ()))
+        if len(shape) != 2 or shape[0] != rows:
+            raise ValueError(f"{name} must have shape ({rows}, m) (one sample per column); got {shape}")
+        if self.backend.owns(array) and array.dtype == self.backend.dtype(self.dtype):
+            return array
+        host = to_numpy(array)
+        if host.dtype.kind not in "iuf":
+            raise TypeError(f"{name} must hold real numbers (int or float); got dtype {host.dtype}")
+        return self._from_host(host)
+
+    def _ones(self, m: int) -> Any:
+        """A cached ``(m, 1)`` column of ones of the network's dtype on its device."""
+        ones = self._ones_cache.get(m)
+        if ones is None:
+            ones = self._ones_cache[m] = self.xp.ones(
+                (m, 1), dtype=self.backend.dtype(self.dtype), device=self.backend.device
+            )
+        return ones
+
+    def _device_data(self, data: Any, name: str, *, training: bool) -> dataforms.DeviceData:
+        return dataforms.to_device(
+            data, name, self.sizes[0], self.sizes[-1], self.backend, self.dtype, training=training
+        )
+
+    # -- the math, from dense.py ----------------------------------------------
+    def feedforward(self, a: Any) -> Any:
+        """Output activations ``(sizes[-1], m)`` for inputs ``a`` of shape ``(sizes[0], m)``."""
+        a = self._on_backend(a, "a", self.sizes[0])
+        return forward(self.xp, self.spec, self.weights, self.biases, a)[0]
+
+    def backprop(self, x: Any, y: Any) -> tuple[list[Any], list[Any]]:
+        """Gradient of the cost (without regularisation) summed over a mini-batch.
+
+        Parameters
+        ----------
+        x:
+            ``(sizes[0], m)`` inputs, one sample per column.
+        y:
+            ``(sizes[-1], m)`` desired outputs.
+
+        Returns
+        -------
+        ``(nabla_b, nabla_w)``: lists shaped like ``biases`` and ``weights``,
+        each the sum over the ``m`` columns of the per-sample gradients.
+        """
+        x = self._on_backend(x, "x", self.sizes[0])
+        y = self._on_backend(y, "y", self.sizes[-1])
+        if x.shape[1] != y.shape[1]:
+            raise ValueError(f"x and y must have the same number of columns; got {x.shape[1]} and {y.shape[1]}")
+        return gradients(self.xp, self.spec, self.weights, self.biases, x, y, self._ones(x.shape[1]))
+
+    # -- training -----------------------------------------------------------------
+    def _get_state(self, momentum: bool) -> State:
+        if not momentum:
+            return State(tuple(self.weights), tuple(self.biases))
+        if self._velocities is None:
+            xp = self.xp
+            self._velocities = (
+                tuple(xp.zeros_like(w) for w in self.weights),
+                tuple(xp.zeros_like(b) for b in self.biases),
+            )
+        return State(tuple(self.weights), tuple(self.biases), *self._velocities)
+
+    def _set_state(self, state: State) -> None:
+        self.weights = list(state.weights)
+        self.biases = list(state.biases)
+        if state.velocities_w:
+            self._velocities = (state.velocities_w, state.velocities_b)
+
+    def _compiled_step(
+        self, *, lmbda: float, n: int, mu: float, regularization: str, divisor: float | None
+    ) -> tuple[Callable[..., State], Any]:
+        """The step (and compiled epoch, on JAX) for these settings, built once per network."""
+        key = (lmbda, n, mu, regularization, divisor)
+        if key not in self._compiled:
+            step = make_step(
+                self.xp,
+                self.spec,
+                lmbda=lmbda,
+                n=n,
+                mu=mu,
+                regularization=regularization,
+                divisor=divisor,
+                dtype=self.backend.dtype(self.dtype),
+            )
+            self._compiled[key] = (compile_function(self.backend, step), epoch_function(self.backend, step))
+        return self._compiled[key]
+
+    def _apply_step(
+        self, data: dataforms.DeviceData, eta: float, *, lmbda: float = 0.0, n: int = 1, regularization: str = "l2"
+    ) -> None:
+        """One SGD step on all of ``data`` (the book's ``update_mini_batch``)."""
+        step, _ = self._compiled_step(lmbda=lmbda, n=n, mu=0.0, regularization=regularization, divisor=data.divisor)
+        idx = self.xp.arange(data.n, dtype=self.xp.int64, device=self.backend.device)
+        self._set_state(step(self._get_state(False), data.inputs, data.targets, idx, self._ones(data.n), eta))
+
+    # -- evaluation -----------------------------------------------------------------
+    def _chunks(self, data: dataforms.DeviceData) -> Any:
+        """``(x (n_in, k) float, targets or labels)`` for consecutive chunks of ``data``."""
+        xp = self.xp
+        for k in range(0, data.n, EVAL_CHUNK):
+            stop = min(k + EVAL_CHUNK, data.n)  # out-of-bounds slice stops are not standard
+            x = data.inputs[k:stop, :]
+            if data.divisor is not None:
+                x = xp.astype(x, self.backend.dtype(self.dtype)) / data.divisor
+            yield x.T, data.targets[k:stop, ...]
+
+    def _count_correct(self, data: dataforms.DeviceData) -> int:
+        """Samples whose most active output neuron is the label (one host copy)."""
+        xp = self.xp
+        correct = xp.asarray(0, dtype=xp.int64, device=self.backend.device)
+        for x, labels in self._chunks(data):
+            a = forward(xp, self.spec, self.weights, self.biases, x)[0]
+            if labels.ndim == 2:
+                labels = xp.argmax(labels, axis=1)
+            correct = correct + xp.count_nonzero(xp.argmax(a, axis=0) == labels)
+        return int(to_numpy(correct))
+
+    def _total_cost(self, data: dataforms.DeviceData, lmbda: float, regularization: str) -> float:
+        """Mean cost over ``data`` plus the regularisation term (the book's ``total_cost``; one host copy)."""
+        import array_api_extra as xpx
+
+        xp = self.xp
+        total: Any = 0.0
+        for x, targets in self._chunks(data):
+            _, z, _ = forward(xp, self.spec, self.weights, self.biases, x)
+            if targets.ndim == 1:
+                targets = xpx.one_hot(targets, self.sizes[-1], dtype=self.backend.dtype(self.dtype), xp=xp)
+            total = total + self.spec.cost.from_z(xp, z, targets.T, self.spec.output)
+        total = total / data.n + regularization_cost(xp, self.weights, lmbda, data.n, regularization)
+        return float(to_numpy(total))
+
+    # -- files ------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Save to ``.npz`` or ``.json`` (atomic write); loads onto any backend with :func:`portable_nn.load`."""
+        from .serialization import save
+
+        return save(self, path)

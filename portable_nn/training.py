@@ -1,0 +1,210 @@
+"""The epoch loop shared by every network: order, per-batch take, step, epoch-end bookkeeping.
+
+Per ``SGD`` call the data is resident on the device (:mod:`portable_nn.dataforms`).
+Per epoch, :func:`sgd` draws the order on the host from the network's NumPy
+generator (so a seed gives the same order on every backend), moves it to the
+device once, and runs the compiled step over consecutive slices of it: each
+mini-batch's rows are taken from the resident data by index, so no
+epoch-wide copy of the data set is ever made.  At the end of an epoch one
+tiny host copy synchronises the device (honest timing) and checks the weights
+are finite; then the facade's ``report`` evaluates and prints, and the stop
+rules (early stopping, the learning-rate schedule) decide what happens next.
+
+The network's parameters are replaced only at the end of an epoch: an
+exception or Ctrl-C in the middle of one leaves the network exactly as it was
+after the last completed epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from . import initializers
+from .backends import Backend, to_numpy
+from .dataforms import DeviceData
+from .dense import State
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    """One epoch of ``SGD``.
+
+    ``seconds``: wall time of the epoch's training (order and every mini-batch
+    step, synchronised with the device), evaluation excluded.  ``correct`` and
+    ``n_test`` count the evaluation (test) data; the other fields are ``None``
+    unless monitored.  ``eta`` is the learning rate the epoch ran with.
+    """
+
+    epoch: int
+    seconds: float
+    correct: int | None = None
+    n_test: int | None = None
+    evaluation_cost: float | None = None
+    training_cost: float | None = None
+    training_correct: int | None = None
+    n_train: int | None = None
+    eta: float | None = None
+
+    @property
+    def accuracy(self) -> float | None:
+        """``correct / n_test``, or ``None`` without evaluation data."""
+        return None if self.correct is None or not self.n_test else self.correct / self.n_test
+
+    @property
+    def training_accuracy(self) -> float | None:
+        """``training_correct / n_train``, or ``None`` when not monitored."""
+        return None if self.training_correct is None or not self.n_train else self.training_correct / self.n_train
+
+
+class Trainable(Protocol):
+    """What :func:`sgd` needs from a network."""
+
+    backend: Backend
+    _rng: Any
+
+    def _get_state(self, momentum: bool) -> State: ...
+
+    def _set_state(self, state: State) -> None: ...
+
+    def _compiled_step(
+        self, *, lmbda: float, n: int, mu: float, regularization: str, divisor: float | None
+    ) -> tuple[Callable[..., State], Callable[..., State] | None]: ...
+
+    def _ones(self, m: int) -> Any: ...
+
+
+class Plateau:
+    """Counts epochs without a new best value (of evaluation accuracy)."""
+
+    def __init__(self) -> None:
+        self.best = -math.inf
+        self.since = 0
+
+    def update(self, value: float) -> int:
+        """Record ``value``; returns how many epochs in a row brought no improvement."""
+        if value > self.best:
+            self.best, self.since = value, 0
+        else:
+            self.since += 1
+        return self.since
+
+
+@dataclass(frozen=True)
+class StopRules:
+    """Chapter 3's rules, both driven by the evaluation accuracy.
+
+    ``early_stopping_n``: stop after this many epochs without a new best (0: off).
+    ``schedule_n``: halve ``eta`` after this many epochs without a new best and
+    stop once it has fallen to ``eta/128`` (0: off).
+    """
+
+    early_stopping_n: int = 0
+    schedule_n: int = 0
+
+
+class _Runner:
+    """The compiled step (and, where the backend compiles, the compiled epoch) for one ``SGD`` call."""
+
+    def __init__(
+        self, net: Trainable, train: DeviceData, batch: int, compiled: tuple[Callable[..., State], Any]
+    ) -> None:
+        self.net, self.train, self.batch = net, train, batch
+        self.step, self.epoch = compiled
+
+    def run(self, state: State, order: Any, eta: float, on_batch: Callable[[int], None] | None) -> State:
+        n, m, data = self.train.n, self.batch, self.train
+        full = n - n % m
+        if self.epoch is not None and full:
+            xp = self.net.backend.xp
+            rows = xp.reshape(order[:full], (full // m, m))
+            state = self.epoch(state, data.inputs, data.targets, rows, self.net._ones(m), eta)
+            if on_batch is not None:
+                on_batch(full)
+            if full < n:
+                state = self.step(state, data.inputs, data.targets, order[full:n], self.net._ones(n - full), eta)
+                if on_batch is not None:
+                    on_batch(n - full)
+            return state
+        for k in range(0, n, m):
+            stop = min(k + m, n)  # out-of-bounds slice stops are not standard
+            state = self.step(state, data.inputs, data.targets, order[k:stop], self.net._ones(stop - k), eta)
+            if on_batch is not None:
+                on_batch(stop - k)
+        return state
+
+
+def _all_finite(xp: Any, state: State) -> bool:
+    """One host copy: synchronises the device and tells whether every parameter is finite."""
+    flags = [xp.all(xp.isfinite(p)) for p in (*state.weights, *state.biases)]
+    total = flags[0]
+    for flag in flags[1:]:
+        total = xp.logical_and(total, flag)
+    return bool(to_numpy(total))
+
+
+def sgd(
+    net: Trainable,
+    train: DeviceData,
+    epochs: int,
+    mini_batch_size: int,
+    eta: float,
+    *,
+    report: Callable[[int, float, float], EpochResult],
+    lmbda: float = 0.0,
+    mu: float = 0.0,
+    regularization: str = "l2",
+    rules: StopRules = StopRules(),
+    on_batch: Callable[[int], None] | None = None,
+    on_epoch: Callable[[EpochResult], None] | None = None,
+) -> list[EpochResult]:
+    """Run up to ``epochs`` epochs of mini-batch SGD on resident data; returns one result per epoch.
+
+    ``report(epoch, seconds, eta)`` is called after each epoch, once the
+    network holds that epoch's parameters; it evaluates, prints and returns
+    the :class:`EpochResult`.  ``on_batch(m)`` is called after each mini-batch
+    is queued (once per epoch for a compiled epoch; it must not read device
+    arrays); ``on_epoch(result)`` after each epoch.
+
+    Warns once (``RuntimeWarning``, naming ``eta``) if the weights become
+    non-finite: training has diverged.
+    """
+    compiled = net._compiled_step(lmbda=lmbda, n=train.n, mu=mu, regularization=regularization, divisor=train.divisor)
+    runner = _Runner(net, train, mini_batch_size, compiled)
+    backend = net.backend
+    history: list[EpochResult] = []
+    plateau = Plateau()
+    eta0, warned = eta, False
+    for j in range(epochs):
+        start = time.perf_counter()
+        order = backend.asarray(initializers.permutation(net._rng, train.n))
+        state = runner.run(net._get_state(mu != 0.0), order, eta, on_batch)
+        finite = _all_finite(backend.xp, state)
+        seconds = time.perf_counter() - start
+        net._set_state(state)
+        if not finite and not warned:
+            warnings.warn(
+                f"training diverged in epoch {j}: the weights are no longer finite; lower eta (now {eta:g})",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            warned = True
+        result = report(j, seconds, eta)
+        history.append(result)
+        if on_epoch is not None:
+            on_epoch(result)
+        if result.correct is None or not (rules.early_stopping_n or rules.schedule_n):
+            continue
+        since = plateau.update(result.correct)
+        if rules.early_stopping_n and since >= rules.early_stopping_n:
+            break
+        if rules.schedule_n and since >= rules.schedule_n:
+            eta /= 2.0
+            plateau.since = 0
+            if eta <= eta0 / 128.0:
+                break
+    return history
