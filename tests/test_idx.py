@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import os
+import re
 import struct
+import threading
+import tracemalloc
+import zlib
 
 import numpy as np
 import pytest
@@ -75,6 +80,127 @@ def test_truncated_gzip(tmp_path):
     path = _raw(tmp_path, full[: len(full) // 2], "cut.idx.gz")
     with pytest.raises(IDXFormatError, match=r"cut\.idx\.gz: corrupt or truncated gzip"):
         read_idx(path)
+
+
+def _peak_bytes_while(func, *args, **kwargs):
+    """Run ``func`` and return ``(exception or None, peak bytes allocated while it ran)``."""
+    tracemalloc.start()
+    try:
+        func(*args, **kwargs)
+        error = None
+    except Exception as exc:  # the caller checks which
+        error = exc
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return error, peak
+
+
+def _gzip_stream(header: bytes, zeros: int) -> bytes:
+    """A gzip file of ``header`` and ``zeros`` zero bytes, built without holding the zeros in memory."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    parts = [packer.compress(header)]
+    block = bytes(1 << 20)
+    for start in range(0, zeros, len(block)):
+        parts.append(packer.compress(block[: min(len(block), zeros - start)]))
+    parts.append(packer.flush())
+    return b"".join(parts)
+
+
+def test_gzip_bomb_stops_at_the_declared_size(tmp_path):
+    # a ~100 kB file that claims 1000 data bytes but expands to 64 MB
+    path = _raw(tmp_path, _gzip_stream(b"\x00\x00\x08\x01" + struct.pack(">I", 1000), 64 << 20), "bomb.idx.gz")
+    assert path.stat().st_size < 200_000
+    error, peak = _peak_bytes_while(read_idx, path)
+    assert isinstance(error, IDXFormatError)
+    assert re.search(r"bomb\.idx\.gz: header shape \(1000,\) needs 1000 data bytes, file has more", str(error))
+    assert peak < 4 << 20  # one decompression chunk, not the 64 MB
+
+
+def test_small_gzip_claiming_a_huge_array_is_refused_before_allocating(tmp_path):
+    header = b"\x00\x00\x08\x03" + struct.pack(">3I", 60_000, 280, 28)  # 470 MB declared
+    path = _raw(tmp_path, gzip.compress(header + bytes(100)), "claims.idx.gz")
+    error, peak = _peak_bytes_while(read_idx, path)
+    assert isinstance(error, IDXFormatError)
+    assert re.search(r"claims\.idx\.gz: header shape .* needs 470400000 data bytes, more than a gzip file of \d+ "
+                     r"bytes can hold", str(error))  # fmt: skip
+    assert peak < 4 << 20
+
+
+def test_raw_header_is_checked_against_the_file_size_before_allocating(tmp_path):
+    path = _raw(tmp_path, b"\x00\x00\x08\x02" + struct.pack(">2I", 40_000, 10_000) + bytes(10))
+    error, peak = _peak_bytes_while(read_idx, path)
+    assert isinstance(error, IDXFormatError)
+    assert "needs 400000000 data bytes, file has 10 (truncated)" in str(error)
+    assert peak < 1 << 20
+
+
+def test_declared_size_over_the_limit_is_refused_without_overflow(tmp_path, monkeypatch):
+    huge = _raw(tmp_path, b"\x00\x00\x08\x04" + struct.pack(">4I", *[2**32 - 1] * 4), "huge.idx")
+    with pytest.raises(IDXFormatError, match=rf"huge\.idx: .* needs {(2**32 - 1) ** 4} data bytes, more than the limit "
+                                             rf"of 2147483648 \(set \$PORTABLE_NN_MAX_IDX_BYTES"):  # fmt: skip
+        read_idx(huge)
+    path = tmp_path / "small.idx"
+    write_idx(path, np.ones((10, 11), dtype=np.uint8))
+    monkeypatch.setenv("PORTABLE_NN_MAX_IDX_BYTES", "100")
+    with pytest.raises(IDXFormatError, match=r"needs 110 data bytes, more than the limit of 100"):
+        read_idx(path)
+    assert read_idx(path, max_bytes=110).shape == (10, 11)  # the argument wins over the environment
+    monkeypatch.setenv("PORTABLE_NN_MAX_IDX_BYTES", "lots")
+    with pytest.raises(ValueError, match=r"\$PORTABLE_NN_MAX_IDX_BYTES: expected a positive number of bytes"):
+        read_idx(path)
+
+
+def test_concatenated_gzip_members_are_read(tmp_path):
+    data = np.arange(300, dtype=np.uint8).reshape(3, 100)
+    payload = b"\x00\x00\x08\x02" + struct.pack(">2I", 3, 100) + data.tobytes()
+    path = _raw(tmp_path, gzip.compress(payload[:150]) + gzip.compress(payload[150:]), "two.idx.gz")
+    np.testing.assert_array_equal(read_idx(path), data)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "pattern"),
+    [
+        (lambda gz: gz + b"junk", r"unexpected bytes after the end of the gzip data"),
+        (lambda gz: gz[:-8] + bytes(4) + gz[-4:], r"corrupt or truncated gzip data \(.*incorrect data check"),
+        (lambda gz: gz[:-8], r"corrupt or truncated gzip data \(the file ends inside"),
+        (lambda gz: gz[:10] + b"\xff" * 20, r"corrupt or truncated gzip data \(Error -3"),
+    ],
+    ids=["trailing junk", "bad CRC", "no trailer", "garbage deflate"],
+)
+def test_damaged_gzip_is_rejected_naming_the_file(tmp_path, mutate, pattern):
+    good = gzip.compress(b"\x00\x00\x08\x01" + struct.pack(">I", 20) + bytes(range(20)))
+    with pytest.raises(IDXFormatError, match=r"damaged\.idx\.gz: " + pattern):
+        read_idx(_raw(tmp_path, mutate(good), "damaged.idx.gz"))
+
+
+def test_a_directory_is_an_os_error_naming_it(tmp_path):
+    (tmp_path / "adir").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"is a directory, expected an IDX file: .*adir"):
+        read_idx(tmp_path / "adir")
+    with pytest.raises(FileNotFoundError, match=r"missing\.idx"):
+        read_idx(tmp_path / "missing.idx")
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "pipe.idx"
+    os.mkfifo(fifo)
+    outcome = []
+
+    def reader():
+        try:
+            read_idx(fifo)
+        except Exception as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    thread.join(5)
+    if thread.is_alive():  # unblock the reader so the test process can finish
+        with open(fifo, "wb"):
+            pass
+    assert outcome, "read_idx blocked on a FIFO"
+    assert isinstance(outcome[0], IDXFormatError) and "pipe.idx: not a regular file" in str(outcome[0])
 
 
 def test_read_mnist_dir_scales_and_checks(tmp_path):
