@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
+import math
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import limits
 from .atomic import atomic_write
 from .network import EpochResult
 
@@ -42,16 +46,189 @@ def write_history(history: Sequence[EpochResult], path: str | os.PathLike[str]) 
     return path
 
 
+class HistoryFileError(ValueError):
+    """A history file cannot be read as a training history; the message starts with its path.
+
+    Raised by :func:`read_history` for a wrong suffix, a file over the size
+    limit or not a regular file, text that is not UTF-8, invalid JSON or CSV,
+    nesting too deep for the parser, a structure that is not a list of rows,
+    and missing or ill-typed fields.
+    """
+
+
+#: Fields with a fixed meaning: (kind, description); any other key is an extra numeric series.
+_FIELD_RULES = {
+    "epoch": ("count", "a non-negative integer"),
+    "correct": ("count", "a non-negative integer or null"),
+    "n_test": ("count", "a non-negative integer or null"),
+    "seconds": ("seconds", "a finite number >= 0 or null"),
+    "accuracy": ("fraction", "a number in [0, 1] or null"),
+}
+_REQUIRED = ("epoch",)
+
+
 def read_history(path: str | os.PathLike[str]) -> list[dict]:
-    """Read a history file written by :func:`write_history`."""
+    """Read a history file written by :func:`write_history`, checking everything in it.
+
+    ``.json``: a list of objects, one per epoch.  ``.csv``: a header line and
+    one line per epoch, empty cells meaning null.  Each row must have
+    ``epoch`` (a non-negative integer); ``correct`` and ``n_test`` are
+    non-negative integers or null (``correct <= n_test``), ``seconds`` a
+    finite number >= 0 or null, ``accuracy`` a number in [0, 1] or null.  Any
+    other key is an extra series (e.g. ``training_cost``): a number (NaN and
+    infinities allowed), null, or a list of numbers and nulls.  Files larger
+    than :data:`portable_nn.limits.HISTORY_BYTES` (64 MiB,
+    ``$PORTABLE_NN_MAX_HISTORY_BYTES``) are refused before being read.
+
+    Returns the rows as dicts (CSV cells converted to int or float).
+
+    Raises
+    ------
+    HistoryFileError
+        (a ``ValueError``) for anything wrong with the file's name or content;
+        the message names the file and, where it applies, the row and field.
+    OSError
+        The file cannot be opened: ``FileNotFoundError``, ``PermissionError``,
+        ``IsADirectoryError``.
+    """
     path = Path(path)
-    if path.suffix.lower() == ".json":
-        return json.loads(path.read_text())
-    with path.open(newline="") as handle:
-        return [
-            {k: (None if v == "" else float(v) if k in ("seconds", "accuracy") else int(v)) for k, v in row.items()}
-            for row in csv.DictReader(handle)
-        ]
+    suffix = path.suffix.lower()
+    if suffix not in (".json", ".csv"):
+        raise HistoryFileError(f"{path}: expected a .json or .csv history file, not {path.suffix or 'no suffix'!r}")
+    text = _read_history_text(path)
+    rows = _parse_history_json(path, text) if suffix == ".json" else _parse_history_csv(path, text)
+    for where, row in rows:
+        _check_history_row(path, where, row)
+    return [row for _, row in rows]
+
+
+def _read_history_text(path: Path) -> str:
+    info = os.stat(path)
+    if stat.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(errno.EISDIR, "is a directory, expected a history file", str(path))
+    if not stat.S_ISREG(info.st_mode):
+        raise HistoryFileError(f"{path}: not a regular file (a device, pipe or socket)")
+    limit = limits.HISTORY_BYTES.value()
+    if info.st_size > limit:
+        raise HistoryFileError(
+            f"{path}: {info.st_size} bytes, more than the limit of {limit} for history files "
+            f"({limits.HISTORY_BYTES.hint()})"
+        )
+    with path.open("rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise HistoryFileError(f"{path}: more than the limit of {limit} bytes for history files")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise HistoryFileError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})") from exc
+
+
+class _DuplicateKeyError(Exception):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    row: dict[str, object] = {}
+    for key, value in pairs:
+        if key in row:
+            raise _DuplicateKeyError(key)
+        row[key] = value
+    return row
+
+
+def _parse_history_json(path: Path, text: str) -> list[tuple[str, dict]]:
+    try:
+        value = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except _DuplicateKeyError as exc:
+        raise HistoryFileError(f"{path}: key {exc.args[0]!r} appears twice in one object") from None
+    except RecursionError:
+        raise HistoryFileError(f"{path}: JSON nested too deeply (a history is a list of flat objects)") from None
+    except ValueError as exc:  # JSONDecodeError, or an integer with too many digits
+        raise HistoryFileError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(value, list):
+        raise HistoryFileError(f"{path}: expected a JSON list of objects (one per epoch), got {_kind(value)}")
+    rows = []
+    for i, row in enumerate(value, 1):
+        if not isinstance(row, dict):
+            raise HistoryFileError(f"{path}: row {i}: expected an object (one epoch), got {_kind(row)}")
+        rows.append((f"row {i}", row))
+    return rows
+
+
+def _parse_history_csv(path: Path, text: str) -> list[tuple[str, dict]]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        lines = [(reader.line_num, cells) for cells in reader if cells]
+    except csv.Error as exc:
+        raise HistoryFileError(f"{path}: line {reader.line_num}: not valid CSV ({exc})") from None
+    if not lines:
+        raise HistoryFileError(f"{path}: empty, expected a CSV header line such as {','.join(FIELDS)}")
+    _, header = lines[0]
+    if len(set(header)) != len(header) or "" in header:
+        raise HistoryFileError(f"{path}: the CSV header has empty or repeated column names: {header!r:.200}")
+    missing = [name for name in _REQUIRED if name not in header]
+    if missing:
+        raise HistoryFileError(f"{path}: the CSV header has no {missing[0]!r} column: {header!r:.200}")
+    rows = []
+    for line, cells in lines[1:]:
+        if len(cells) != len(header):
+            raise HistoryFileError(f"{path}: line {line}: {len(cells)} cells, the header has {len(header)}")
+        row: dict[str, object] = {}
+        for name, cell in zip(header, cells):
+            kind = _FIELD_RULES.get(name, ("number", ""))[0]
+            text_value = cell.strip()
+            try:
+                row[name] = None if text_value == "" else int(text_value) if kind == "count" else float(text_value)
+            except ValueError:
+                expected = "an integer" if kind == "count" else "a number"
+                raise HistoryFileError(
+                    f"{path}: line {line}, column {name!r}: expected {expected} or an empty cell, got {cell!r:.60}"
+                ) from None
+        rows.append((f"line {line}", row))
+    return rows
+
+
+def _kind(value: object) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), "null" if value is None else "a number"
+    )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_history_row(path: Path, where: str, row: dict) -> None:
+    for name in _REQUIRED:
+        if name not in row:
+            raise HistoryFileError(f"{path}: {where}: missing the {name!r} field")
+    for name, value in row.items():
+        rule = _FIELD_RULES.get(name)
+        if rule is None:
+            ok = value is None or _is_number(value)
+            if isinstance(value, list):
+                ok = all(v is None or _is_number(v) for v in value)
+            if not ok:
+                raise HistoryFileError(
+                    f"{path}: {where}: field {name!r} must be a number, null or a list of numbers, "
+                    f"got {_kind(value)} {value!r:.60}"
+                )
+            continue
+        kind, description = rule
+        if value is None:
+            ok = name not in _REQUIRED
+        elif kind == "count":
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        elif kind == "seconds":
+            ok = _is_number(value) and math.isfinite(value) and value >= 0
+        else:
+            ok = _is_number(value) and 0 <= value <= 1
+        if not ok:
+            raise HistoryFileError(f"{path}: {where}: field {name!r} must be {description}, got {value!r:.60}")
+    correct, n_test = row.get("correct"), row.get("n_test")
+    if correct is not None and n_test is not None and correct > n_test:
+        raise HistoryFileError(f"{path}: {where}: 'correct' ({correct}) is larger than 'n_test' ({n_test})")
 
 
 def plot_history(rows: Sequence[dict], path: str | os.PathLike[str], title: str = "") -> Path:
