@@ -1,0 +1,1 @@
+"""Epoch benchmarks for ``portable_nn``: ``python -m benchmarks.bench_epoch --help``."""
