@@ -115,7 +115,7 @@ def _read_history_text(path: Path) -> str:
             f"({limits.HISTORY_BYTES.hint()})"
         )
     with path.open("rb") as handle:
-        data = handle.read(limit + 1)
+        data = handle.read(min(info.st_size, limit) + 1)  # never a buffer larger than the file
     if len(data) > limit:
         raise HistoryFileError(f"{path}: more than the limit of {limit} bytes for history files")
     try:

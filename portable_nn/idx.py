@@ -34,7 +34,7 @@ from . import limits
 _GZIP_MAGIC = b"\x1f\x8b"
 _UBYTE = 0x08
 _IN_CHUNK = 1 << 16  # compressed bytes read at a time
-_OUT_CHUNK = 1 << 20  # most decompressed bytes produced at a time
+_OUT_CHUNK = 1 << 18  # most decompressed bytes produced at a time
 #: Deflate's largest possible expansion (258-byte matches coded in 2 bits) and slack for gzip headers.
 _MAX_RATIO = 1032
 _RATIO_SLACK = 1 << 12
