@@ -3,8 +3,9 @@
 No session pins a Python version: each runs on the interpreter nox itself
 runs on, so CI machines with a single Python work.
 
-* ``tests-cpu`` -- the suite on numpy, array_api_strict (non-default device)
-  and PyTorch's CPU namespace; every one is required (missing = failure).
+* ``tests-cpu`` -- the suite on numpy, array_api_strict (non-default device),
+  PyTorch's CPU namespace and JAX (CPU, jit-compiled steps); every one is
+  required (missing = failure).
 * ``tests-gpu`` -- the same suite on CuPy, compared with the NumPy reference,
   when a CUDA device is present; otherwise the session is skipped with the
   reason.  A requested-but-broken CuPy fails instead of skipping.
@@ -29,6 +30,7 @@ nox.options.sessions = ["lint", "tests-cpu", "tests-gpu"]
 nox.options.default_venv_backend = "venv"
 
 TORCH_SPEC = os.environ.get("PORTABLE_NN_TORCH_SPEC", "torch==2.13.0")
+JAX_SPEC = os.environ.get("PORTABLE_NN_JAX_SPEC", "jax>=0.4.30")
 
 
 def _pytest(session: nox.Session, backends: str) -> None:
@@ -41,10 +43,10 @@ def _pytest(session: nox.Session, backends: str) -> None:
 
 @nox.session(name="tests-cpu")
 def tests_cpu(session: nox.Session) -> None:
-    """The suite on numpy, array_api_strict and torch (CPU)."""
+    """The suite on numpy, array_api_strict, torch (CPU) and JAX (CPU)."""
     session.install("-e", ".[test]")
-    session.install(*shlex.split(TORCH_SPEC))
-    _pytest(session, "numpy,array_api_strict,torch")
+    session.install(*shlex.split(TORCH_SPEC), *shlex.split(JAX_SPEC))
+    _pytest(session, "numpy,array_api_strict,torch,jax")
 
 
 def _cuda_major() -> int | None:

@@ -76,14 +76,27 @@ class Backend:
         return f"{self.name} ({device_name(self)})"
 
 
-def _import(name: str) -> ModuleType:
+def _import(module: str, backend: str | None = None) -> ModuleType:
+    """Import ``module`` for the backend called ``backend`` (default: the module's top-level name)."""
+    name = backend or module.split(".")[0]
     try:
-        return importlib.import_module(name)
-    except ImportError as exc:  # pragma: no cover - depends on the machine
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:  # pragma: no cover - depends on the machine
+        if exc.name is None or exc.name.split(".")[0] != module.split(".")[0]:
+            raise  # the library is there but something it imports is not: a real bug to show
         raise BackendUnavailableError(
-            f"xp={name!r} needs the {name!r} package, which is not installed "
-            f"({exc}). Install it with: {INSTALL_HINTS.get(name, 'pip install ' + name)}"
+            f"xp={name!r} needs the {module.split('.')[0]!r} package, which is not installed "
+            f"({exc}). Install it with: {INSTALL_HINTS.get(name, 'pip install ' + module.split('.')[0])}"
         ) from exc
+
+
+def _enable_jax_x64() -> None:
+    """JAX computes in float32 unless 64-bit mode is on: turn it on, so ``dtype="float64"``
+    (and int64 indices) mean what they say; float32 networks are unaffected, as every
+    array is created with an explicit dtype."""
+    jax = _import("jax")
+    if not jax.config.jax_enable_x64:
+        jax.config.update("jax_enable_x64", True)
 
 
 def _check_cupy_usable(cupy: ModuleType) -> None:
@@ -153,7 +166,7 @@ def resolve_backend(xp: Any = "numpy", device: Any = None) -> Backend:
             raise ValueError(
                 f"xp must be one of {', '.join(map(repr, KNOWN_BACKENDS))} or an array namespace module; got {xp!r}"
             )
-        module = _import("jax.numpy" if name == "jax" else name)
+        module = _import("jax.numpy" if name == "jax" else name, name)
     elif isinstance(xp, ModuleType):
         module = xp
         name = _name_of_namespace(module) or getattr(module, "__name__", repr(module))
@@ -165,6 +178,8 @@ def resolve_backend(xp: Any = "numpy", device: Any = None) -> Backend:
 
     if name == "cupy":
         _check_cupy_usable(_import("cupy"))
+    if name == "jax":
+        _enable_jax_x64()
     if name == "array_api_strict":
         namespace = _import("array_api_strict")
     else:

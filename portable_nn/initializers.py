@@ -34,6 +34,15 @@ def gaussian_layers(sizes: list[int], rng: np.random.Generator) -> tuple[list[np
     return biases, weights
 
 
+def scaled_gaussian_layers(sizes: list[int], rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The book's ``default_weight_initializer``: biases N(0, 1), weights N(0, 1/n_in).
+
+    Same draws and order as :func:`gaussian_layers`, each weight matrix divided by ``sqrt(n_in)``.
+    """
+    biases, weights = gaussian_layers(sizes, rng)
+    return biases, [w / np.sqrt(w.shape[1]) for w in weights]
+
+
 def permutation(rng: np.random.Generator, n: int) -> np.ndarray:
     """A random ordering of ``range(n)`` as an ``int64`` array (one epoch's shuffle)."""
     return rng.permutation(n).astype(np.int64)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .dataforms import BookPairs, Dataset
 from .idx import IDXFormatError, read_idx
 
 FILES = {
@@ -52,7 +53,10 @@ def _images(path: Path, dtype: str) -> np.ndarray:
     raw = read_idx(path, ndim=3)
     if raw.shape[1:] != (28, 28):
         raise IDXFormatError(f"{path}: expected 28x28 images, the header says {raw.shape[1:]}")
-    return (raw.reshape(raw.shape[0], 784).astype(dtype)) / np.asarray(255.0, dtype=dtype)
+    flat = raw.reshape(raw.shape[0], 784)
+    if dtype == "uint8":
+        return flat
+    return flat.astype(dtype) / np.asarray(255.0, dtype=dtype)
 
 
 def _labels(path: Path) -> np.ndarray:
@@ -63,7 +67,10 @@ def _labels(path: Path) -> np.ndarray:
 
 
 def read_mnist_dir(data_dir: str | os.PathLike[str], dtype: str = "float64") -> MNIST:
-    """Read the four MNIST IDX files from ``data_dir`` and check they belong together."""
+    """Read the four MNIST IDX files from ``data_dir`` and check they belong together.
+
+    ``dtype="uint8"`` keeps the raw pixel bytes 0..255 (a quarter of float32's memory).
+    """
     data_dir = Path(data_dir)
     arrays = {}
     for key, stem in FILES.items():
@@ -108,7 +115,9 @@ def load_mnist(
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """MNIST as ``(train_images, train_labels), (test_images, test_labels)``.
 
-    Images are ``(n, 784)`` arrays of ``dtype`` scaled to [0, 1]; labels are
+    Images are ``(n, 784)`` arrays of ``dtype`` scaled to [0, 1] (``dtype="uint8"``:
+    the raw bytes 0..255, unscaled; wrap them in ``Dataset(images, labels,
+    divisor=255.0)`` to train on them without a float copy); labels are
     ``(n,)`` int64.  Files are looked for in ``data_dir``, then
     ``$PORTABLE_NN_DATA``, then the per-user cache; missing ones are downloaded
     there when ``download`` is true (verified against pinned SHA-256 digests).
@@ -140,17 +149,26 @@ def load_mnist(
 
 def load_data_wrapper(
     data_dir: str | os.PathLike[str] | None = None, *, download: bool = True, dtype: str = "float64"
-) -> tuple[list, list, list]:
-    """Nielsen's ``mnist_loader.load_data_wrapper()``, as lists that can be sliced.
+) -> tuple[BookPairs, BookPairs, BookPairs]:
+    """Nielsen's ``mnist_loader.load_data_wrapper()``.
 
     Returns ``(training_data, validation_data, test_data)``: 50,000 pairs
     ``(x (784, 1), y one-hot (10, 1))``, then 10,000 and 10,000 pairs
     ``(x (784, 1), int label)``.  The validation set is the last 10,000
     training images, as in the book.
+
+    Each is a :class:`portable_nn.dataforms.BookPairs`: a list that behaves
+    like the book's (index, slice, iterate, ``zip``), whose ``x`` are views
+    into one stacked ``(n, 784)`` array that the list also carries, so a
+    network takes it without converting 50,000 pairs.
     """
     (train_x, train_y), (test_x, test_y) = load_mnist(data_dir, download=download, dtype=dtype)
     eye = np.eye(10, dtype=dtype)
-    training = [(x.reshape(784, 1), eye[y].reshape(10, 1)) for x, y in zip(train_x[:50_000], train_y[:50_000])]
-    validation = [(x.reshape(784, 1), int(y)) for x, y in zip(train_x[50_000:], train_y[50_000:])]
-    test = [(x.reshape(784, 1), int(y)) for x, y in zip(test_x, test_y)]
+    columns = train_x.reshape(train_x.shape[0], 784, 1)
+    onehots = eye[train_y[:50_000]].reshape(-1, 10, 1)
+    training = BookPairs(zip(columns[:50_000], onehots), Dataset(train_x[:50_000], onehots[:, :, 0]))
+    validation = BookPairs(
+        zip(columns[50_000:], train_y[50_000:].tolist()), Dataset(train_x[50_000:], train_y[50_000:])
+    )
+    test = BookPairs(zip(test_x.reshape(-1, 784, 1), test_y.tolist()), Dataset(test_x, test_y))
     return training, validation, test

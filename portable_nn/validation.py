@@ -40,12 +40,10 @@ def check_int(value: Any, name: str, minimum: int) -> int:
 
 def check_eta(eta: Any) -> float:
     """The learning rate must be a finite real number > 0."""
-    if isinstance(eta, bool) or not isinstance(eta, numbers.Real):
-        raise TypeError(f"eta must be a finite number > 0; got {eta!r}")
-    eta = float(eta)
-    if not math.isfinite(eta) or eta <= 0.0:
-        raise ValueError(f"eta must be a finite number > 0; got {eta}")
-    return eta
+    value = _finite_real(eta, "eta", "a finite number > 0")
+    if value <= 0.0:
+        raise ValueError(f"eta must be a finite number > 0; got {value}")
+    return value
 
 
 def check_dtype(dtype: Any) -> str:
@@ -81,6 +79,34 @@ def check_layer_arrays(weights: Any, biases: Any) -> list[int]:
             if a.dtype.kind not in "iuf":
                 raise TypeError(f"{name} holds {a.dtype}, expected real numbers")
             if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
-                raise ValueError(f"{name} holds NaN or infinite values")
+                raise ValueError(f"layer {i} holds NaN or infinite values ({name})")
         sizes.append(int(w.shape[0]))
     return check_sizes(sizes)
+
+
+def _finite_real(value: Any, name: str, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be {what}; got {value!r}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError(f"{name} must be {what}; got a number too large for a float") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be {what}; got {number}")
+    return number
+
+
+def check_lmbda(lmbda: Any) -> float:
+    """The regularisation parameter must be a finite real number >= 0."""
+    value = _finite_real(lmbda, "lmbda", "a finite number >= 0")
+    if value < 0.0:
+        raise ValueError(f"lmbda must be a finite number >= 0; got {value}")
+    return value
+
+
+def check_mu(mu: Any) -> float:
+    """The momentum coefficient must be a real number in [0, 1)."""
+    value = _finite_real(mu, "mu", "a number in [0, 1)")
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"mu must be a number in [0, 1); got {value}")
+    return value

@@ -15,7 +15,7 @@ import pytest
 from portable_nn import Backend, BackendUnavailableError, resolve_backend, to_numpy
 
 #: Every backend the suite knows how to run on, in report order.
-ALL_BACKENDS = ("numpy", "array_api_strict", "torch", "cupy")
+ALL_BACKENDS = ("numpy", "array_api_strict", "torch", "jax", "cupy")
 
 #: Relative/absolute tolerance of a backend against the NumPy reference, per dtype.
 #: About 1e5 ulps: room for a different BLAS summation order compounded over a

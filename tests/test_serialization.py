@@ -40,15 +40,17 @@ def test_float32_npz_keeps_its_dtype(tmp_path):
 def test_json_is_nielsens_network2_format(tmp_path):
     net = Network(SIZES, seed=0)
     data = json.loads(net.save(tmp_path / "m.json").read_text())
-    assert set(data) == {"sizes", "weights", "biases", "cost"}
-    assert data["sizes"] == SIZES and data["cost"] == "QuadraticCost"
+    # The book's four keys, plus ours (which the book's network2.load ignores).
+    assert set(data) == {"sizes", "weights", "biases", "cost", "format", "version", "activation"}
+    assert data["sizes"] == SIZES and data["cost"] == "QuadraticCost" and data["activation"] == "sigmoid"
     assert np.asarray(data["weights"][0]).shape == (5, 6) and np.asarray(data["biases"][1]).shape == (3, 1)
 
 
 def test_npz_has_no_pickled_objects(tmp_path):
     path = Network(SIZES, seed=0).save(tmp_path / "m.npz")
     with np.load(path, allow_pickle=False) as archive:
-        assert sorted(archive.files) == ["biases_0", "biases_1", "sizes", "weights_0", "weights_1"]
+        assert sorted(archive.files) == ["biases_0", "biases_1", "meta", "sizes", "weights_0", "weights_1"]
+        assert json.loads(str(archive["meta"]))["cost"] == "QuadraticCost"
 
 
 def _write_json(path, **overrides):
