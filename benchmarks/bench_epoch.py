@@ -1,7 +1,7 @@
 """Seconds per MNIST epoch, side by side, plus the one-off costs, in one run: writes ``docs/benchmarks.md``.
 
-    python -m benchmarks.bench_epoch --data-dir ../shared/data/mnist            # full, ~8-11 min on 2 cores
-    python -m benchmarks.bench_epoch --data-dir ../shared/data/mnist --quick    # ~4 min
+    python -m benchmarks.bench_epoch --data-dir ../shared/data/mnist            # full: ~6 min idle, <12 loaded
+    python -m benchmarks.bench_epoch --data-dir ../shared/data/mnist --quick    # ~3 min idle, <5 loaded
     python benchmarks/bench_epoch.py --synthetic --tiny --out /tmp/b.md         # smoke test, random data
 
 Modules: :mod:`~benchmarks.impls` (timed rows), :mod:`~benchmarks.floors`

@@ -53,4 +53,4 @@ def training_arrays(data_dir: str, n: int, dtype: str = "float64") -> tuple[np.n
     (images, labels), _ = load_mnist(data_dir, download=False, dtype=dtype)
     if images.shape[0] < n:
         raise ValueError(f"{data_dir} has {images.shape[0]} training images; {n} asked for")
-    return np.ascontiguousarray(images[:n]), np.ascontiguousarray(labels[:n])
+    return images[:n], labels[:n]  # row slices of C-contiguous arrays: contiguous views, no copy

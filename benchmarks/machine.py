@@ -113,12 +113,11 @@ def _cpu_model() -> str:
 
 def _memory() -> str:
     try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                return f"{int(line.split()[1]) / 1024**2:.1f} GiB"
-    except OSError:
-        pass
-    return "unknown"
+        info = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    except (OSError, ValueError):
+        return "unknown"
+    total, available = (int(info[k].split()[0]) / 1024**2 for k in ("MemTotal", "MemAvailable"))
+    return f"{total:.1f} GiB ({available:.1f} GiB available at start)"
 
 
 def _numpy_blas_build() -> str:

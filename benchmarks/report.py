@@ -163,7 +163,7 @@ def targets(run: Run) -> list[Target]:
     missing = run.ingestion.get("error", "not measured")
     for form, limit in (("loader", 0.05), ("plain list", 0.5)):
         for call in ("first call", "second call"):
-            what = "load_data_wrapper pairs" if form == "loader" else "plain list of the same 50,000 pairs"
+            what = "load_data_wrapper pairs" if form == "loader" else "plain list of the same pairs"
             rows.append(
                 _absolute(
                     f"ingestion, {what}, {call} (s per SGD call)", limit, "s", cells.get(f"{form}, {call}"), missing

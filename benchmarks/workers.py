@@ -200,10 +200,17 @@ class Worker:
             self.proc.wait()
 
 
-def start_workers(specs: Sequence[str], data_dir: str, train_size: int) -> dict[str, Worker]:
-    """One worker per spec, all started at once (nothing is timed yet), then waited for."""
-    workers = {spec: Worker(spec, data_dir, train_size) for spec in specs}
-    for w in workers.values():
+def start_workers(specs: Sequence[str], data_dir: str, train_size: int, at_once: int = 3) -> dict[str, Worker]:
+    """One worker per spec, at most ``at_once`` starting at a time (reading MNIST briefly takes
+    about twice the data's memory); nothing is timed yet."""
+    workers: dict[str, Worker] = {}
+    waiting: list[Worker] = []
+    for spec in specs:
+        if len(waiting) >= at_once:
+            waiting.pop(0).ready()
+        workers[spec] = Worker(spec, data_dir, train_size)
+        waiting.append(workers[spec])
+    for w in waiting:
         w.ready()
     return workers
 
