@@ -319,7 +319,7 @@ def load(
     """
     from . import network, network2
 
-    sizes, weights, biases, meta = read_model(path)
+    _, weights, biases, meta = read_model(path)
     chapter1 = meta["cost"] == QuadraticCost.name and meta["activation"] == "sigmoid"
     cls = network_class or (network.Network if chapter1 else network2.Network)
     options = {} if cls is network.Network else {"cost": meta["cost"], "activation": meta["activation"]}
