@@ -9,7 +9,7 @@ runs on, so CI machines with a single Python work.
 * ``tests-gpu`` -- the same suite on CuPy, compared with the NumPy reference,
   when a CUDA device is present; otherwise the session is skipped with the
   reason.  A requested-but-broken CuPy fails instead of skipping.
-* ``lint`` -- ruff.
+* ``lint`` -- ``ruff check``, ``ruff format --check`` and ``mypy``.
 
 ``PORTABLE_NN_TORCH_SPEC`` overrides the PyTorch requirement installed for
 ``tests-cpu`` (default ``torch==2.13.0``, the CPU wheel on our machines; on
@@ -81,6 +81,14 @@ def tests_gpu(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff check."""
-    session.install("ruff")
+    """ruff check, ruff format --check, and mypy on the package (``[tool.mypy]`` in pyproject.toml).
+
+    The package is installed (``-e .``) so mypy sees NumPy's and
+    array-api-compat's type information; optional back ends are not installed
+    and are ignored by the mypy configuration.
+    """
+    session.install("ruff", "mypy")
+    session.install("-e", ".")
     session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy")

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import errno
 import gzip
+import io
 import math
 import os
 import stat
 import struct
 import zlib
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -54,7 +55,7 @@ class _Stream(Protocol):
 
 
 class _RawStream:
-    def __init__(self, handle: BinaryIO) -> None:
+    def __init__(self, handle: io.BufferedReader) -> None:
         self._handle = handle
 
     def read(self, n: int) -> bytes:
@@ -80,7 +81,7 @@ class _RawStream:
 class _GzipStream:
     """Decompress one or more concatenated gzip members, never more than asked for at a time."""
 
-    def __init__(self, handle: BinaryIO, path: Path) -> None:
+    def __init__(self, handle: io.BufferedReader, path: Path) -> None:
         self._handle = handle
         self._path = path
         self._inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
@@ -144,7 +145,7 @@ class _GzipStream:
         return got
 
 
-def _open_regular(path: Path) -> tuple[BinaryIO, os.stat_result]:
+def _open_regular(path: Path) -> tuple[io.BufferedReader, os.stat_result]:
     """Open ``path`` for reading after checking it is a regular file (never blocks on a FIFO)."""
     info = os.stat(path)  # FileNotFoundError / PermissionError name the path
     if stat.S_ISDIR(info.st_mode):
@@ -233,7 +234,7 @@ def read_idx(path: str | os.PathLike[str], ndim: int | None = None, *, max_bytes
                 f"{info.st_size} bytes can hold (truncated or corrupt)"
             )
         data = np.empty(expected, dtype=np.uint8)
-        got = stream.readinto(memoryview(data))
+        got = stream.readinto(data.data)  # a writable uint8 memoryview of the array
         if got < expected:
             raise IDXFormatError(
                 f"{path}: header shape {shape} needs {expected} data bytes, file has {got} (truncated)"
