@@ -249,9 +249,7 @@ def check_writable(path: str | os.PathLike[str], kind: str = "output file") -> P
     except OSError as exc:
         raise OutputPathError(f"{kind} {shown}: cannot check it ({exc.strerror}); choose another path", given) from exc
     if info is not None and stat.S_ISDIR(info.st_mode):
-        raise OutputPathError(
-            f"{kind} {shown} is a directory; give a file name inside it, e.g. {given / 'network.npz'}", given
-        )
+        raise OutputPathError(f"{kind} {shown} is a directory; give the path of a file (inside it or elsewhere)", given)
     if info is not None and not stat.S_ISREG(info.st_mode):
         raise OutputPathError(f"{kind} {shown} exists and is not a regular file; choose another name", given)
     try:

@@ -182,7 +182,7 @@ def test_check_writable_accepts_new_and_existing_files_and_leaves_nothing(tmp_pa
 
 
 def test_check_writable_refuses_a_directory(tmp_path):
-    with pytest.raises(OutputPathError, match=r"^model file .* is a directory; give a file name inside it") as info:
+    with pytest.raises(OutputPathError, match=r"^model file .* is a directory; give the path of a file") as info:
         check_writable(tmp_path, "model file")
     assert isinstance(info.value, OSError) and info.value.path == tmp_path
 

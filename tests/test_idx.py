@@ -13,6 +13,7 @@ import zlib
 import numpy as np
 import pytest
 
+from portable_nn import limits
 from portable_nn.idx import IDXFormatError, read_idx, write_idx
 from portable_nn.mnist import FILES, load_data_wrapper, load_mnist, read_mnist_dir
 
@@ -256,3 +257,29 @@ def test_shared_mnist_copy_reads(mnist_dir):
     assert train_x.shape == (60_000, 784) and test_x.shape == (10_000, 784)
     np.testing.assert_array_equal(np.bincount(test_y), [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009])
     assert abs(train_x.mean() - 0.1307) < 1e-3
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("123", 123), ("1_000", 1000), ("64M", 64 << 20), ("2GiB", 2 << 30), (" 4 kb ", 4096), ("10B", 10)],
+)
+def test_limit_sizes_parse(text, value, monkeypatch):
+    monkeypatch.setenv(limits.IDX_BYTES.env, text)
+    assert limits.IDX_BYTES.value() == value
+    assert limits.IDX_BYTES.value(7) == 7  # an argument wins
+
+
+@pytest.mark.parametrize("text", ["0", "-5", "1.5G", "lots", "1__0", "10Q", "_1"])
+def test_bad_limit_values_are_refused_naming_the_variable(text, monkeypatch):
+    monkeypatch.setenv(limits.HISTORY_BYTES.env, text)
+    with pytest.raises(ValueError, match=r"^\$PORTABLE_NN_MAX_HISTORY_BYTES: expected a positive number of bytes"):
+        limits.HISTORY_BYTES.value()
+    for bad in (0, -1, True, 1.5):
+        with pytest.raises(ValueError, match=r"^max_history_bytes: expected a positive integer number of bytes"):
+            limits.HISTORY_BYTES.value(bad)
+
+
+def test_limit_defaults_without_the_environment(monkeypatch):
+    for limit in limits.ALL:
+        monkeypatch.delenv(limit.env, raising=False)
+    assert [lim.value() for lim in limits.ALL] == [2**31, 2**28, 2**26, 2**31]
