@@ -63,6 +63,9 @@ _FIELD_RULES = {
     "n_test": ("count", "a non-negative integer or null"),
     "seconds": ("seconds", "a finite number >= 0 or null"),
     "accuracy": ("fraction", "a number in [0, 1] or null"),
+    "training_correct": ("count", "a non-negative integer or null"),
+    "n_train": ("count", "a non-negative integer or null"),
+    "training_accuracy": ("fraction", "a number in [0, 1] or null"),
 }
 _REQUIRED = ("epoch",)
 
@@ -73,10 +76,11 @@ def read_history(path: str | os.PathLike[str]) -> list[dict]:
     ``.json``: a list of objects, one per epoch.  ``.csv``: a header line and
     one line per epoch, empty cells meaning null.  Each row must have
     ``epoch`` (a non-negative integer); ``correct`` and ``n_test`` are
-    non-negative integers or null (``correct <= n_test``), ``seconds`` a
-    finite number >= 0 or null, ``accuracy`` a number in [0, 1] or null.  Any
-    other key is an extra series (e.g. ``training_cost``): a number (NaN and
-    infinities allowed), null, or a list of numbers and nulls.  Files larger
+    non-negative integers or null (``correct <= n_test``), likewise
+    ``training_correct`` and ``n_train``; ``seconds`` a finite number >= 0 or
+    null, ``accuracy`` and ``training_accuracy`` numbers in [0, 1] or null.
+    Any other key is a numeric series (e.g. ``training_cost``, ``eta``): a
+    number (NaN and infinities allowed), null, or a list of numbers and nulls.  Files larger
     than :data:`portable_nn.limits.HISTORY_BYTES` (64 MiB,
     ``$PORTABLE_NN_MAX_HISTORY_BYTES``) are refused before being read.
 
@@ -226,9 +230,9 @@ def _check_history_row(path: Path, where: str, row: dict) -> None:
             ok = _is_number(value) and 0 <= value <= 1
         if not ok:
             raise HistoryFileError(f"{path}: {where}: field {name!r} must be {description}, got {value!r:.60}")
-    correct, n_test = row.get("correct"), row.get("n_test")
-    if correct is not None and n_test is not None and correct > n_test:
-        raise HistoryFileError(f"{path}: {where}: 'correct' ({correct}) is larger than 'n_test' ({n_test})")
+    for part, whole in (("correct", "n_test"), ("training_correct", "n_train")):
+        if row.get(part) is not None and row.get(whole) is not None and row[part] > row[whole]:
+            raise HistoryFileError(f"{path}: {where}: {part!r} ({row[part]}) is larger than {whole!r} ({row[whole]})")
 
 
 def plot_history(rows: Sequence[dict], path: str | os.PathLike[str], title: str = "") -> Path:

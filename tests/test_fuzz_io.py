@@ -168,7 +168,9 @@ json_values = st.recursive(
 )
 history_like = st.lists(
     st.dictionaries(
-        st.sampled_from(["epoch", "seconds", "correct", "n_test", "accuracy", "training_cost", "note"]),
+        st.sampled_from(
+            ["epoch", "seconds", "correct", "n_test", "accuracy", "training_correct", "n_train", "training_cost", "eta"]
+        ),
         json_values,
         max_size=6,
     ),
@@ -193,10 +195,11 @@ def _check_history(content: bytes, name: str) -> None:
     for row in result:
         assert isinstance(row, dict)
         assert isinstance(row["epoch"], int) and not isinstance(row["epoch"], bool) and row["epoch"] >= 0
-        accuracy = row.get("accuracy")
-        assert accuracy is None or 0 <= accuracy <= 1
-        if row.get("correct") is not None and row.get("n_test") is not None:
-            assert row["correct"] <= row["n_test"]
+        for fraction in ("accuracy", "training_accuracy"):
+            assert row.get(fraction) is None or 0 <= row[fraction] <= 1
+        for part, whole in (("correct", "n_test"), ("training_correct", "n_train")):
+            if row.get(part) is not None and row.get(whole) is not None:
+                assert row[part] <= row[whole]
         for value in row.values():
             assert not isinstance(value, (str, dict, bool))
 

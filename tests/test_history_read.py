@@ -47,6 +47,15 @@ def test_extra_numeric_series_are_accepted(tmp_path):
     assert csv_row == {"epoch": 3, "training_cost": 0.25}
 
 
+def test_chapter3_monitoring_fields_read_back_from_csv(tmp_path):
+    header = "epoch,seconds,correct,n_test,accuracy,evaluation_cost,training_cost,training_correct,n_train,"
+    text = header + "training_accuracy,eta\n1,2.0,90,100,0.9,0.31,nan,45,50,0.9,0.5\n2,2.0,,,,,,,,,0.25\n"
+    first, second = read_history(_write(tmp_path, "h.csv", text))
+    assert first["training_correct"] == 45 and isinstance(first["training_correct"], int)
+    assert first["training_accuracy"] == 0.9 and first["eta"] == 0.5 and math.isnan(first["training_cost"])
+    assert second["n_train"] is None and second["eta"] == 0.25
+
+
 def test_an_empty_list_is_an_empty_history(tmp_path):
     assert read_history(_write(tmp_path, "h.json", "[]")) == []
 
@@ -71,6 +80,11 @@ BAD = [
     ("infinite seconds", "h.json", '[{"epoch": 1, "seconds": Infinity}]', r"'seconds' must be a finite number"),
     ("correct > n_test", "h.json", '[{"epoch": 1, "correct": 11, "n_test": 10}]',
      r"'correct' \(11\) is larger than 'n_test' \(10\)"),
+    ("training_correct > n_train", "h.json", '[{"epoch": 1, "training_correct": 6, "n_train": 5}]',
+     r"'training_correct' \(6\) is larger than 'n_train' \(5\)"),
+    ("training_accuracy < 0", "h.json", '[{"epoch": 1, "training_accuracy": -0.1}]',
+     r"field 'training_accuracy' must be a number in \[0, 1\]"),
+    ("float n_train", "h.csv", "epoch,n_train\n1,5.5\n", r"line 2, column 'n_train': expected an integer"),
     ("string series", "h.json", '[{"epoch": 1, "note": "hi"}]',
      r"field 'note' must be a number, null or a list of numbers, got a string 'hi'"),
     ("nested series", "h.json", '[{"epoch": 1, "cost": [[1]]}]', r"field 'cost' must be a number, null or a list"),
