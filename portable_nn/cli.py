@@ -3,29 +3,74 @@
 ``portable-nn train`` with no options reproduces the book's chapter-1 run:
 ``[784, 30, 10]``, 30 epochs, mini-batches of 10, eta 3.0, on the first 50,000
 MNIST training images, evaluated on the 10,000 test images after each epoch.
+Chapter 3's options (``--cost``, ``--lmbda``, ``--init``, ...) train the
+book's ``network2`` on the same core.
+
+Errors: every expected failure (a bad flag, a missing or malformed file, a
+permission, a full disk, a model that does not fit the data) is one line on
+stderr naming the file or flag, exit status 2 for usage errors and 1 for the
+rest; ``--debug`` (or ``PORTABLE_NN_DEBUG=1``) shows the traceback instead.
+Ctrl-C or SIGTERM stop training at the next mini-batch: what is saved is the
+network at the end of the last completed epoch (exit status 130).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import signal
 import sys
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 from . import __version__
+from .atomic import OutputPathError, check_writable, fallback_path
 from .backends import KNOWN_BACKENDS, BackendUnavailableError
+from .costs import COST_ALIASES
+from .dataforms import Dataset
 from .download import DownloadError
-from .history import history_rows, plot_history, read_history, write_history
+from .errors import OptionalDependencyError
+from .history import HistoryFileError, history_rows, plot_history, read_history, write_history
 from .idx import IDXFormatError
-from .mnist import DATA_ENV, load_mnist
-from .network import EpochResult, Network
+from .mnist import DATA_ENV, FILES, load_mnist, resolve_data_dir
+from .network2 import Network
 from .serialization import ModelFileError, load
+from .training import EpochResult
+from .validation import check_sizes
 
-#: Errors that end a command with a one-line message and exit status 1.
-USER_ERRORS = (BackendUnavailableError, DownloadError, IDXFormatError, ModelFileError, FileNotFoundError, ImportError)
+#: Exceptions that mean "the user's input or environment is wrong", not "the program is wrong":
+#: each ends a command with one line on stderr and exit status 1.
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
+    BackendUnavailableError,
+    OptionalDependencyError,
+    DownloadError,
+    IDXFormatError,
+    ModelFileError,
+    HistoryFileError,
+    OSError,
+    MemoryError,
+)
+#: Set to 1 to see tracebacks of expected errors too (same as ``--debug``).
+DEBUG_ENV = "PORTABLE_NN_DEBUG"
+#: The monitored series ``--monitor`` accepts.
+MONITORS = ("evaluation-cost", "training-cost", "training-accuracy")
 
 
+class CommandError(Exception):
+    """An expected failure found by the command itself; ``status`` 2 for usage errors, 1 otherwise."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# -- argument types (argparse turns their errors into usage errors, exit 2) ------------------------------
 def _sizes(text: str) -> list[int]:
     try:
         sizes = [int(part) for part in text.split(",")]
@@ -35,31 +80,48 @@ def _sizes(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected at least 2 positive ints like 784,30,10; got {text!r}")
     if sizes[0] != 784 or sizes[-1] != 10:
         raise argparse.ArgumentTypeError(f"MNIST needs 784 inputs and 10 outputs (784,...,10); got {text!r}")
-    return sizes
-
-
-def _positive_int(text: str) -> int:
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive int; got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive int; got {text!r}")
-    return value
+        return check_sizes(sizes)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _non_negative_int(text: str) -> int:
-    return 0 if text.strip() == "0" else _positive_int(text)
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an int >= {minimum}; got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an int >= {minimum}; got {text!r}")
+        return value
+
+    return parse
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0; got {text!r}") from None
-    if not (0.0 < value < float("inf")):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0; got {text!r}")
-    return value
+def _float_in(low: float, high: float, *, low_open: bool, what: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except (ValueError, OverflowError):
+            raise argparse.ArgumentTypeError(f"expected {what}; got {text!r}") from None
+        if not (low < value if low_open else low <= value) or not value < high:
+            raise argparse.ArgumentTypeError(f"expected {what}; got {text!r}")
+        return value
+
+    return parse
+
+
+def _monitors(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if names == ["all"]:
+        return list(MONITORS)
+    unknown = [n for n in names if n not in MONITORS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated list of {', '.join(MONITORS)} or 'all'; got {text!r}"
+        )
+    return names
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -82,32 +144,78 @@ def _add_backend_options(parser: argparse.ArgumentParser, dtype_default: str | N
     )
 
 
+def _add_train_options(train: argparse.ArgumentParser) -> None:
+    _add_backend_options(train, "float64")
+    train.add_argument("--sizes", type=_sizes, default=[784, 30, 10], help="layer sizes (default: 784,30,10)")
+    train.add_argument("--epochs", type=_int_at_least(0), default=30, help="epochs (default: 30)")
+    train.add_argument("--batch-size", type=_int_at_least(1), default=10, help="mini-batch size (default: 10)")
+    train.add_argument(
+        "--eta", type=_float_in(0.0, float("inf"), low_open=True, what="a finite number > 0"), default=3.0,
+        help="learning rate (default: 3.0)",
+    )  # fmt: skip
+    train.add_argument("--seed", type=_int_at_least(0), default=None, help="random seed, >= 0 (default: fresh)")
+    train.add_argument(
+        "--train-size", type=_int_at_least(1), default=50_000,
+        help="train on the first N training images (default: 50000, the book's split)",
+    )  # fmt: skip
+    train.add_argument(
+        "--test-size", type=_int_at_least(1), default=10_000, help="evaluate on the first N images (default: 10000)"
+    )
+    train.add_argument(
+        "--eval-data", choices=("test", "validation"), default="test",
+        help="evaluate on the test set, or on the validation set (the last 10,000 training images)",
+    )  # fmt: skip
+    ch3 = train.add_argument_group("chapter 3 (network2)")
+    ch3.add_argument("--cost", choices=tuple(COST_ALIASES), default="quadratic", help="cost (default: quadratic)")
+    ch3.add_argument(
+        "--output", choices=("sigmoid", "softmax"), default="sigmoid",
+        help="output layer; softmax uses the log-likelihood cost (default: sigmoid)",
+    )  # fmt: skip
+    ch3.add_argument(
+        "--activation", choices=("sigmoid", "tanh", "relu"), default="sigmoid", help="hidden neurons (default: sigmoid)"
+    )
+    ch3.add_argument(
+        "--init", choices=("large", "scaled"), default="large",
+        help="weights N(0,1) as in chapter 1 (large) or N(0,1/n_in) (scaled) (default: large)",
+    )  # fmt: skip
+    ch3.add_argument(
+        "--lmbda", type=_float_in(0.0, float("inf"), low_open=False, what="a finite number >= 0"), default=0.0,
+        help="regularisation parameter (default: 0)",
+    )  # fmt: skip
+    ch3.add_argument("--regularization", choices=("l2", "l1"), default="l2", help="L2 or L1 (default: l2)")
+    ch3.add_argument(
+        "--momentum", type=_float_in(0.0, 1.0, low_open=False, what="a number in [0, 1)"), default=0.0,
+        help="momentum coefficient mu (default: 0, plain SGD)",
+    )  # fmt: skip
+    ch3.add_argument(
+        "--early-stopping", type=_int_at_least(0), default=0, metavar="N",
+        help="stop after N epochs without a better evaluation accuracy (default: 0, off)",
+    )  # fmt: skip
+    ch3.add_argument(
+        "--schedule", type=_int_at_least(0), default=0, metavar="N",
+        help="halve eta after N epochs without a better accuracy; stop at eta/128 (default: 0, off)",
+    )  # fmt: skip
+    ch3.add_argument(
+        "--monitor", type=_monitors, default=[], metavar="LIST",
+        help=f"also record {', '.join(MONITORS)} (comma-separated, or 'all')",
+    )  # fmt: skip
+    _add_data_options(train)
+    out = train.add_argument_group("outputs (checked before training starts)")
+    out.add_argument("--save", type=Path, default=None, help="save the model to PATH (.npz or .json)")
+    out.add_argument("--history", type=Path, default=None, help="write per-epoch history to PATH (.json or .csv)")
+    out.add_argument("--plot", type=Path, default=None, help="draw the accuracy/cost curves to PATH (.png)")
+    train.add_argument("--quiet", action="store_true", help="print only the final summary")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="portable-nn", description=__doc__.split("\n\n")[0])
+    """The ``portable-nn`` argument parser."""
+    parser = argparse.ArgumentParser(prog="portable-nn", description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", help=f"show tracebacks of errors (also ${DEBUG_ENV}=1)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser("train", help="train on MNIST (the book's chapter-1 run by default)")
-    _add_backend_options(train, "float64")
-    train.add_argument("--sizes", type=_sizes, default=[784, 30, 10], help="layer sizes (default: 784,30,10)")
-    train.add_argument("--epochs", type=_non_negative_int, default=30, help="epochs (default: 30)")
-    train.add_argument("--batch-size", type=_positive_int, default=10, help="mini-batch size (default: 10)")
-    train.add_argument("--eta", type=_positive_float, default=3.0, help="learning rate (default: 3.0)")
-    train.add_argument("--seed", type=int, default=None, help="random seed (default: fresh entropy)")
-    train.add_argument(
-        "--train-size",
-        type=_positive_int,
-        default=50_000,
-        help="train on the first N training images (default: 50000, the book's split)",
-    )
-    train.add_argument(
-        "--test-size", type=_positive_int, default=10_000, help="evaluate on the first N test images (default: 10000)"
-    )
-    _add_data_options(train)
-    train.add_argument("--save", type=Path, default=None, help="save the model to PATH (.npz or .json)")
-    train.add_argument("--history", type=Path, default=None, help="write per-epoch history to PATH (.json or .csv)")
-    train.add_argument("--plot", type=Path, default=None, help="draw the accuracy curve to PATH (.png)")
-    train.add_argument("--quiet", action="store_true", help="print only the final summary")
+    _add_train_options(train)
 
     evaluate = commands.add_parser("evaluate", help="accuracy of a saved model on the MNIST test set")
     evaluate.add_argument("--model", type=Path, required=True, help="model file (.npz or .json)")
@@ -119,19 +227,20 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="image files (any size; greyscaled)")
     _add_backend_options(predict, None)
 
-    plot = commands.add_parser("plot", help="draw a history file's accuracy curve to a PNG")
+    plot = commands.add_parser("plot", help="draw a history file's accuracy and cost curves to a PNG")
     plot.add_argument("history", type=Path, help="history file from train --history (.json or .csv)")
     plot.add_argument("-o", "--output", type=Path, required=True, help="PNG to write")
     return parser
 
 
+# -- training -----------------------------------------------------------------------------------------
 class _EpochPrinter:
     """Per-epoch lines, an optional tqdm bar within each epoch, and the final summary."""
 
     def __init__(self, net: Network, epochs: int, n_train: int, quiet: bool) -> None:
         self.net, self.epochs, self.n_train, self.quiet = net, epochs, n_train, quiet
         self.history: list[EpochResult] = []
-        self.bar = None
+        self.bar: Any = None
         self.use_bar = not quiet and sys.stderr.isatty() and _tqdm() is not None
 
     def start_epoch(self) -> None:
@@ -149,14 +258,20 @@ class _EpochPrinter:
             self.bar.update(m)
 
     def on_epoch(self, result: EpochResult) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+        self.close()
         self.history.append(result)
         if not self.quiet:
+            extras = ""
+            if result.training_cost is not None:
+                extras += f"; training cost {result.training_cost:.4f}"
+            if result.training_correct is not None:
+                extras += f"; training {result.training_correct} / {result.n_train}"
+            if result.evaluation_cost is not None:
+                extras += f"; evaluation cost {result.evaluation_cost:.4f}"
             print(
                 f"epoch {result.epoch + 1}/{self.epochs}: {result.correct} / {result.n_test} "
-                f"({100 * result.accuracy:.2f}%) {result.seconds:.2f} s {self.net.backend.describe()}",
+                f"({100 * (result.accuracy or 0.0):.2f}%) {result.seconds:.2f} s {self.net.backend.describe()}"
+                + extras,
                 flush=True,
             )
         if len(self.history) < self.epochs:
@@ -165,111 +280,256 @@ class _EpochPrinter:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
     def summary(self) -> str:
         if not self.history:
             return "no epoch completed"
-        best = max(self.history, key=lambda r: r.correct)
+        best = max(self.history, key=lambda r: r.correct or 0)
         last = self.history[-1]
         total = sum(r.seconds for r in self.history)
+        final = f"{last.correct} / {last.n_test} ({100 * (last.accuracy or 0.0):.2f}%)"
+        top = f"{best.correct} / {best.n_test} ({100 * (best.accuracy or 0.0):.2f}%)"
         return (
-            f"final: {last.correct} / {last.n_test} ({100 * last.accuracy:.2f}%) after epoch {last.epoch + 1}; "
-            f"best: epoch {best.epoch + 1}, {best.correct} / {best.n_test} ({100 * best.accuracy:.2f}%); "
+            f"final: {final} after epoch {last.epoch + 1}; best: epoch {best.epoch + 1}, {top}; "
             f"{len(self.history)} epoch(s) in {total:.1f} s on {self.net.backend.describe()}"
         )
 
 
-def _tqdm():
+def _tqdm() -> Any:
     try:
         from tqdm import tqdm
-    except ImportError:
+    except ModuleNotFoundError:
         return None
     return tqdm
 
 
-def _save_outputs(args: argparse.Namespace, net: Network, history: list[EpochResult]) -> None:
-    if args.save is not None:
-        print(f"saved model to {net.save(args.save)}")
-    if args.history is not None:
-        print(f"wrote history to {write_history(history, args.history)}")
-    if args.plot is not None and history:
-        print(f"wrote plot to {plot_history(history_rows(history), args.plot, str(net))}")
+class _StopRequest:
+    """SIGINT and SIGTERM ask training to stop at the next mini-batch; a second one stops at once."""
+
+    def __init__(self) -> None:
+        self.signal_name: str | None = None
+
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        if self.signal_name is not None:
+            raise KeyboardInterrupt
+        self.signal_name = signal.Signals(signum).name
+        print(f"\n{self.signal_name}: stopping at the next mini-batch (again to stop at once)", file=sys.stderr)
+
+    @contextmanager
+    def installed(self) -> Iterator[_StopRequest]:
+        previous = {sig: signal.signal(sig, self._handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def check(self) -> None:
+        if self.signal_name is not None:
+            raise KeyboardInterrupt
 
 
-def _check_output_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Reject bad output paths before hours of training, not after."""
-    for option, path, suffixes in (
-        ("--save", args.save, (".npz", ".json")),
-        ("--history", args.history, (".json", ".csv")),
-        ("--plot", args.plot, (".png",)),
-    ):
+_OUTPUT_SUFFIXES = {"--save": (".npz", ".json"), "--history": (".json", ".csv"), "--plot": (".png",)}
+
+
+def _check_outputs(args: argparse.Namespace, inputs: Sequence[Path]) -> dict[str, Path]:
+    """Every output path resolved and usable before training starts (``CommandError`` with status 2 if not)."""
+    outputs: dict[str, Path] = {}
+    for option, suffixes in _OUTPUT_SUFFIXES.items():
+        path = getattr(args, option[2:])
         if path is None:
             continue
         if path.suffix.lower() not in suffixes:
-            parser.error(f"{option} must end in {' or '.join(suffixes)}; got {str(path)!r}")
-        if not path.parent.is_dir():
-            parser.error(f"{option}: directory {str(path.parent)!r} does not exist")
+            raise CommandError(f"{option} must end in {' or '.join(suffixes)}; got {str(path)!r}", 2)
+        try:
+            outputs[option] = check_writable(path, f"{option} file")
+        except OutputPathError as exc:
+            raise CommandError(str(exc), 2) from exc
+    seen: dict[Path, str] = {}
+    for option, path in outputs.items():
+        if path in seen:
+            raise CommandError(f"{seen[path]} and {option} name the same file {path}; give each its own", 2)
+        seen[path] = option
+        for source in inputs:
+            if source.exists() and path.exists() and os.path.samefile(source, path):
+                raise CommandError(f"{option} {path} is the input file {source}; choose another name", 2)
+    return outputs
 
 
-def cmd_train(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    _check_output_paths(parser, args)
-    net = Network(args.sizes, args.backend, dtype=args.dtype, seed=args.seed)
-    (train_x, train_y), (test_x, test_y) = load_mnist(args.data_dir, download=not args.no_download, dtype=args.dtype)
-    train = (train_x[: args.train_size], train_y[: args.train_size])
-    test = (test_x[: args.test_size], test_y[: args.test_size])
-    if not args.quiet:
-        print(
-            f"training {net.sizes} on {net.backend.describe()}, {net.dtype}: {len(train[1])} images, "
-            f"{args.epochs} epochs, batch {args.batch_size}, eta {args.eta}; testing on {len(test[1])}",
-            flush=True,
-        )
-    printer = _EpochPrinter(net, args.epochs, len(train[1]), args.quiet)
-    start = time.perf_counter()
-    try:
-        if args.epochs:
-            printer.start_epoch()
-        net.SGD(
-            train,
-            args.epochs,
-            args.batch_size,
-            args.eta,
-            test_data=test,
-            quiet=True,
-            on_batch=printer.on_batch,
-            on_epoch=printer.on_epoch,
-        )
-    except KeyboardInterrupt:
-        printer.close()
-        print(
-            f"\ninterrupted after {len(printer.history)} complete epoch(s), {time.perf_counter() - start:.1f} s",
-            file=sys.stderr,
-        )
+def _model_bytes(sizes: list[int], dtype: str, fmt: str) -> int:
+    count = sum(n_out * (n_in + 1) for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+    return count * (25 if fmt == ".json" else (8 if dtype == "float64" else 4)) + 4096
+
+
+def _check_space(outputs: dict[str, Path], sizes: list[int], dtype: str) -> str:
+    """``"model file about N MB"``; ``CommandError`` if its directory has not even that much room."""
+    path = outputs.get("--save")
+    if path is None:
+        return ""
+    needed = _model_bytes(sizes, dtype, path.suffix.lower())
+    free = shutil.disk_usage(path.parent).free
+    if free < needed:
+        raise CommandError(f"--save {path}: the model needs about {needed:,} bytes but {path.parent} has {free:,} free")
+    return f"; model file about {needed / 1e6:.1f} MB"
+
+
+def _mnist_inputs(args: argparse.Namespace) -> list[Path]:
+    directory = resolve_data_dir(args.data_dir)
+    return [directory / (stem + suffix) for stem in FILES.values() for suffix in (".gz", "")]
+
+
+def _training_data(args: argparse.Namespace) -> tuple[Dataset, Dataset]:
+    (train_x, train_y), (test_x, test_y) = load_mnist(args.data_dir, download=not args.no_download, dtype="uint8")
+    if args.eval_data == "validation":
+        if args.train_size > 50_000:
+            raise CommandError(
+                "--train-size must be <= 50000 with --eval-data validation (the last 10,000 are validation)", 2
+            )
+        evaluation = Dataset(train_x[50_000:][: args.test_size], train_y[50_000:][: args.test_size], divisor=255.0)
+    else:
+        evaluation = Dataset(test_x[: args.test_size], test_y[: args.test_size], divisor=255.0)
+    train = Dataset(train_x[: args.train_size], train_y[: args.train_size], divisor=255.0)
+    for name, data in (("training", train), ("evaluation", evaluation)):
+        if data.n == 0:
+            raise CommandError(f"{resolve_data_dir(args.data_dir)}: the MNIST {name} set is empty")
+    return train, evaluation
+
+
+def _build_network(args: argparse.Namespace) -> Network:
+    cost = "log-likelihood" if args.output == "softmax" else args.cost
+    if args.output == "softmax" and args.cost not in ("quadratic", "log-likelihood"):
+        raise CommandError(f"--output softmax uses the log-likelihood cost; drop --cost {args.cost}", 2)
+    if args.output == "sigmoid" and args.cost == "log-likelihood":
+        raise CommandError("--cost log-likelihood needs --output softmax", 2)
+    net = Network(args.sizes, cost, xp=args.backend, dtype=args.dtype, seed=args.seed, activation=args.activation)
+    if args.init == "large":
+        net.large_weight_initializer()
+    return net
+
+
+def _write_outputs(outputs: dict[str, Path], net: Network, history: list[EpochResult]) -> int:
+    """Write what was asked; a write that fails goes to a fallback location (exit status 1)."""
+    status = 0
+    writers: dict[str, tuple[str, Callable[[Path], Any]]] = {
+        "--save": ("model", net.save),
+        "--history": ("history", lambda p: write_history(history, p)),
+        "--plot": ("plot", lambda p: plot_history(history_rows(history), p, str(net))),
+    }
+    for option, path in outputs.items():
+        kind, write = writers[option]
+        try:
+            print(f"saved {kind} to {write(path)}")
+        except OSError as exc:
+            status = 1
+            reason = exc.strerror or str(exc)
+            try:
+                rescue = fallback_path(path, f"{option} file")
+                write(rescue)
+            except OSError as again:
+                print(f"portable-nn train: error: could not write {option} {path} ({reason}), nor a fallback ({again})",
+                      file=sys.stderr)  # fmt: skip
+                continue
+            print(f"portable-nn train: error: could not write {option} {path} ({reason}); saved the {kind} to "
+                  f"{rescue} instead", file=sys.stderr)  # fmt: skip
+    return status
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    outputs = _check_outputs(args, _mnist_inputs(args))
+    space = _check_space(outputs, args.sizes, args.dtype)
+    stop = _StopRequest()
+    with stop.installed():
+        net = _build_network(args)
+        train, evaluation = _training_data(args)
+        if not args.quiet:
+            print(
+                f"training {net.sizes} on {net.backend.describe()}, {net.dtype}: {train.n} images, "
+                f"{args.epochs} epochs, batch {args.batch_size}, eta {args.eta}; testing on {evaluation.n}"
+                f"{' ' + args.eval_data + ' images' if args.eval_data == 'validation' else ''}{space}",
+                flush=True,
+            )
+        printer = _EpochPrinter(net, args.epochs, train.n, args.quiet)
+
+        def on_batch(m: int) -> None:
+            printer.on_batch(m)
+            stop.check()
+
+        start = time.perf_counter()
+        interrupted = False
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RuntimeWarning)
+            try:
+                if args.epochs:
+                    printer.start_epoch()
+                stop.check()
+                net.SGD(
+                    train, args.epochs, args.batch_size, args.eta, args.lmbda, evaluation,
+                    "evaluation-cost" in args.monitor, True, "training-cost" in args.monitor,
+                    "training-accuracy" in args.monitor, args.early_stopping,
+                    mu=args.momentum, regularization=args.regularization, schedule_n=args.schedule,
+                    quiet=True, on_batch=on_batch, on_epoch=printer.on_epoch,
+                )  # fmt: skip
+            except KeyboardInterrupt:
+                interrupted = True
+            finally:
+                printer.close()
+        for warning in caught:
+            print(f"portable-nn train: warning: {warning.message} (--eta)", file=sys.stderr)
+        if interrupted:
+            print(
+                f"\ninterrupted after {len(printer.history)} complete epoch(s), {time.perf_counter() - start:.1f} s",
+                file=sys.stderr,
+            )
         print(printer.summary())
-        _save_outputs(args, net, printer.history)
-        return 130
-    print(printer.summary())
-    _save_outputs(args, net, printer.history)
-    return 0
+        if not printer.history:
+            if outputs:
+                print("nothing written: no epoch completed (existing files are untouched)")
+            return 130 if interrupted else 0
+        if interrupted and outputs:
+            print(f"the files hold the network as it was after epoch {printer.history[-1].epoch + 1}, as summarised")
+        try:
+            status = _write_outputs(outputs, net, printer.history)
+        except ValueError as exc:  # non-finite weights are refused by save()
+            raise CommandError(str(exc)) from exc
+    return 130 if interrupted or stop.signal_name else status
+
+
+# -- the other commands ----------------------------------------------------------------------------------
+def _load_for_mnist(args: argparse.Namespace) -> Any:
+    net = load(args.model, args.backend, dtype=args.dtype)
+    if net.sizes[0] != 784 or net.sizes[-1] != 10:
+        raise CommandError(
+            f"{args.model}: the model has {net.sizes[0]} inputs and {net.sizes[-1]} outputs; "
+            "MNIST needs 784 inputs and 10 outputs"
+        )
+    return net
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    net = load(args.model, args.backend, dtype=args.dtype)
-    _, (test_x, test_y) = load_mnist(args.data_dir, download=not args.no_download, dtype=net.dtype)
-    correct = net.evaluate((test_x, test_y))
+    net = _load_for_mnist(args)
+    _, (test_x, test_y) = load_mnist(args.data_dir, download=not args.no_download, dtype="uint8")
+    count = getattr(net, "accuracy", None) or net.evaluate  # network2.Network or network.Network
+    correct = count(Dataset(test_x, test_y, divisor=255.0))
     print(f"{correct} / {len(test_y)} ({100 * correct / len(test_y):.2f}%) {args.model} on {net.backend.describe()}")
     return 0
 
 
-def read_digit_image(path: Path):
+def read_digit_image(path: Path) -> Any:
     """An image file as a ``(784,)`` float64 vector in MNIST's style (white digit on black)."""
     import numpy as np
 
     try:
         from PIL import Image
-    except ImportError as exc:
-        raise ImportError('predict needs Pillow: pip install "portable-nn[images]"') from exc
-    with Image.open(path) as image:
-        grey = np.asarray(image.convert("L").resize((28, 28)), dtype=np.float64) / 255.0
+    except ModuleNotFoundError as exc:
+        raise OptionalDependencyError('predict needs Pillow: pip install "portable-nn[images]"') from exc
+    try:
+        with Image.open(path) as image:
+            grey = np.asarray(image.convert("L").resize((28, 28)), dtype=np.float64) / 255.0
+    except Image.DecompressionBombError as exc:
+        raise CommandError(f"{path}: refused, the image is too large ({exc})") from exc
+    except (OSError, ValueError) as exc:  # UnidentifiedImageError is an OSError
+        raise CommandError(f"{path}: cannot read the image ({exc})") from exc
     if grey.mean() > 0.5:  # dark digit on a light background: invert to MNIST's convention
         grey = 1.0 - grey
     return grey.reshape(784)
@@ -280,13 +540,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from .backends import to_numpy
 
-    net = load(args.model, args.backend, dtype=args.dtype)
-    if net.sizes[0] != 784:
-        raise ModelFileError(f"{args.model}: predict needs a model with 784 inputs; it has {net.sizes[0]}")
-    try:
-        images = np.stack([read_digit_image(path) for path in args.images])
-    except OSError as exc:
-        raise FileNotFoundError(f"cannot read image: {exc}") from exc
+    net = _load_for_mnist(args)
+    images = np.stack([read_digit_image(path) for path in args.images])
     outputs = to_numpy(net.feedforward(images.T))
     for path, column in zip(args.images, outputs.T):
         print(f"{path}: {int(np.argmax(column))} (activation {float(np.max(column)):.3f})")
@@ -294,24 +549,57 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    print(f"wrote plot to {plot_history(read_history(args.history), args.output, args.history.name)}")
+    if args.output.suffix.lower() != ".png":
+        raise CommandError(f"-o/--output must end in .png; got {str(args.output)!r}", 2)
+    try:
+        output = check_writable(args.output, "-o/--output file")
+    except OutputPathError as exc:
+        raise CommandError(str(exc), 2) from exc
+    if args.history.exists() and output.exists() and os.path.samefile(args.history, output):
+        raise CommandError(f"-o/--output {output} is the input file; choose another name", 2)
+    rows = read_history(args.history)
+    try:
+        path = plot_history(rows, output, args.history.name)
+    except ValueError as exc:
+        raise CommandError(f"{args.history}: {exc}") from exc
+    print(f"wrote plot to {path}")
     return 0
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, MemoryError):
+        return "out of memory (a network or data set too large for this machine?)"
+    if isinstance(exc, OSError) and exc.filename is not None and not str(exc).startswith(str(exc.filename)):
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return str(exc)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    commands: dict[str, Callable[[argparse.Namespace], int]] = {
+        "train": cmd_train,
+        "evaluate": cmd_evaluate,
+        "predict": cmd_predict,
+        "plot": cmd_plot,
+    }
     try:
-        if args.command == "train":
-            return cmd_train(parser, args)
-        if args.command == "evaluate":
-            return cmd_evaluate(args)
-        if args.command == "predict":
-            return cmd_predict(args)
-        return cmd_plot(args)
-    except USER_ERRORS as exc:
+        return commands[args.command](args)
+    except CommandError as exc:
+        if debug:
+            raise
+        if exc.status == 2:  # a usage error, reported the way argparse reports its own
+            parser.print_usage(sys.stderr)
+            print(f"portable-nn {args.command}: error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
         print(f"portable-nn {args.command}: error: {exc}", file=sys.stderr)
+        return exc.status
+    except EXPECTED_ERRORS as exc:
+        if debug:
+            raise
+        print(f"portable-nn {args.command}: error: {_describe(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"portable-nn {args.command}: interrupted", file=sys.stderr)

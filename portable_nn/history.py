@@ -14,15 +14,41 @@ from pathlib import Path
 
 from . import limits
 from .atomic import atomic_write
-from .network import EpochResult
+from .errors import OptionalDependencyError
+from .training import EpochResult
 
-FIELDS = ("epoch", "seconds", "correct", "n_test", "accuracy")
+#: Columns of a history file: the evaluation (test) accuracy of chapter 1, then chapter 3's monitored series.
+FIELDS = (
+    "epoch",
+    "seconds",
+    "correct",
+    "n_test",
+    "accuracy",
+    "evaluation_cost",
+    "training_cost",
+    "training_correct",
+    "n_train",
+    "training_accuracy",
+    "eta",
+)
 
 
 def history_rows(history: Sequence[EpochResult]) -> list[dict]:
-    """One dict per epoch with :data:`FIELDS` (epochs numbered from 1)."""
+    """One dict per epoch with :data:`FIELDS` (epochs numbered from 1; ``None`` for what was not monitored)."""
     return [
-        {"epoch": r.epoch + 1, "seconds": r.seconds, "correct": r.correct, "n_test": r.n_test, "accuracy": r.accuracy}
+        {
+            "epoch": r.epoch + 1,
+            "seconds": r.seconds,
+            "correct": r.correct,
+            "n_test": r.n_test,
+            "accuracy": r.accuracy,
+            "evaluation_cost": r.evaluation_cost,
+            "training_cost": r.training_cost,
+            "training_correct": r.training_correct,
+            "n_train": r.n_train if r.training_correct is not None else None,
+            "training_accuracy": r.training_accuracy,
+            "eta": r.eta,
+        }
         for r in history
     ]
 
@@ -236,26 +262,56 @@ def _check_history_row(path: Path, where: str, row: dict) -> None:
 
 
 def plot_history(rows: Sequence[dict], path: str | os.PathLike[str], title: str = "") -> Path:
-    """Draw test accuracy per epoch to a PNG (needs matplotlib: ``pip install "portable-nn[plot]"``)."""
+    """Draw a history's curves to a PNG, as the book's chapter-3 figures do.
+
+    One panel of accuracy (%) per epoch (evaluation and, when monitored,
+    training data) and, when costs were monitored, a second panel of cost per
+    epoch.  Needs matplotlib (``pip install "portable-nn[plot]"``).
+
+    Raises
+    ------
+    OptionalDependencyError
+        matplotlib is not installed.
+    ValueError
+        The history has no accuracy or cost values to draw.
+    """
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise ImportError('plotting needs matplotlib: pip install "portable-nn[plot]"') from exc
-    points = [(r["epoch"], 100.0 * r["accuracy"]) for r in rows if r.get("accuracy") is not None]
-    if not points:
-        raise ValueError("the history has no accuracy values (train with test data to get them)")
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot([p[0] for p in points], [p[1] for p in points], marker="o")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(title or "portable_nn training")
-    ax.grid(True, alpha=0.3)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] != "matplotlib":
+            raise
+        raise OptionalDependencyError('plotting needs matplotlib: pip install "portable-nn[plot]"') from exc
+
+    def series(key: str, scale: float = 1.0) -> list[tuple[float, float]]:
+        return [(r["epoch"], scale * r[key]) for r in rows if isinstance(r.get(key), (int, float))]
+
+    accuracy = {
+        "evaluation data": series("accuracy", 100.0),
+        "training data": series("training_accuracy", 100.0),
+    }
+    cost = {"evaluation data": series("evaluation_cost"), "training data": series("training_cost")}
+    panels = [(name, curves) for name, curves in (("accuracy (%)", accuracy), ("cost", cost)) if any(curves.values())]
+    if not panels:
+        raise ValueError("the history has no accuracy or cost values to plot (train with test data to get them)")
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    for ax, (ylabel, curves) in zip(axes[0], panels):
+        for label, points in curves.items():
+            if points:
+                ax.plot([p[0] for p in points], [p[1] for p in points], marker="." if len(points) < 60 else None,
+                        label=label)  # fmt: skip
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    fig.suptitle(title or "portable_nn training")
     fig.tight_layout()
     path = Path(path)
-    with atomic_write(path, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=100)
-    plt.close(fig)
+    try:
+        with atomic_write(path, "wb") as handle:
+            fig.savefig(handle, format="png", dpi=100)
+    finally:
+        plt.close(fig)
     return path

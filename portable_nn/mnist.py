@@ -127,6 +127,10 @@ def load_mnist(
     from . import download as downloader
 
     directory = resolve_data_dir(data_dir)
+    if directory.exists() and not directory.is_dir():
+        raise NotADirectoryError(
+            f"{directory} is not a directory: --data-dir / ${DATA_ENV} must name a directory of MNIST files"
+        )
     missing = _missing(directory)
     if missing and download:
         for stem in missing:

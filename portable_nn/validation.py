@@ -9,14 +9,39 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+from collections.abc import Mapping, Set
 from typing import Any
 
 FLOAT_DTYPES = ("float32", "float64")
 
+#: Most weights and biases a network may have (float64: 8 bytes each), checked before anything is
+#: allocated; ``$PORTABLE_NN_MAX_PARAMETERS`` raises it.  The book's largest network has about 10**6.
+MAX_PARAMETERS_ENV = "PORTABLE_NN_MAX_PARAMETERS"
+MAX_PARAMETERS_DEFAULT = 2 * 10**8
+
+
+def max_parameters() -> int:
+    """The parameter-count limit in force (``$PORTABLE_NN_MAX_PARAMETERS`` or the default)."""
+    text = os.environ.get(MAX_PARAMETERS_ENV, "").strip().replace("_", "")
+    if not text:
+        return MAX_PARAMETERS_DEFAULT
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"${MAX_PARAMETERS_ENV} must be a positive integer; got {text!r}")
+    return int(text)
+
 
 def check_sizes(sizes: Any) -> list[int]:
-    """``sizes`` must be a sequence of at least two positive ints."""
-    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
+    """``sizes`` must be a sequence (list, tuple, 1-D int array) of at least two positive ints.
+
+    Sets and mappings are refused (their order is not the layer order), and so
+    is a network with more than :func:`max_parameters` weights and biases.
+    """
+    if (
+        isinstance(sizes, (str, bytes, Set, Mapping))
+        or not hasattr(sizes, "__len__")
+        or getattr(sizes, "ndim", 1) != 1
+    ):
         raise TypeError(f"sizes must be a list of at least 2 positive ints; got {sizes!r}")
     sizes = list(sizes)
     if len(sizes) < 2:
@@ -26,7 +51,15 @@ def check_sizes(sizes: Any) -> list[int]:
             raise TypeError(f"sizes must be a list of at least 2 positive ints; got {sizes!r}")
         if s < 1:
             raise ValueError(f"sizes must be a list of at least 2 positive ints; got {sizes!r}")
-    return [int(s) for s in sizes]
+    sizes = [int(s) for s in sizes]
+    count = sum(n_out * (n_in + 1) for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+    limit = max_parameters()
+    if count > limit:
+        raise ValueError(
+            f"sizes {sizes} mean {count:,} weights and biases, more than the limit of {limit:,}; "
+            f"set ${MAX_PARAMETERS_ENV} to allow more"
+        )
+    return sizes
 
 
 def check_int(value: Any, name: str, minimum: int) -> int:
