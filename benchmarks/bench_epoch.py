@@ -86,10 +86,13 @@ def log(message: str) -> None:
 
 def _note_failures(results: list[Result], notes: list[str], table: str) -> None:
     for r in results:
+        note = ""
         if r.error:
             note = f"{table}: row {r.name} ({r.spec}) failed: {r.error}"
-            if note not in notes:
-                notes.append(note)
+        elif r.cut:
+            note = f"{table}: row {r.name} {r.short_dtype}, batch {r.batch}, hidden {r.hidden}: {r.cut}"
+        if note and note not in notes:
+            notes.append(note)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -106,6 +109,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--hiddens", default=None, help="hidden sizes swept (default 30,100; quick 30)")
     parser.add_argument("--ingestion-rounds", type=int, default=None, help="(default 3; quick 1)")
     parser.add_argument("--readme-epochs", type=int, default=None, help="epochs of the README job (default: its 30)")
+    parser.add_argument(
+        "--torch-threads", type=int, default=None, help="torch intra-op threads (default 0: torch's own; tiny 1)"
+    )
+    parser.add_argument(
+        "--row-budget", type=float, default=None, help="seconds a row may spend per table (45; tiny 5), then it rests"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -120,6 +129,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "hiddens": "30" if quick else "30,100",
         "ingestion_rounds": 1 if quick else 3,
         "readme_epochs": 1 if tiny else 3 if quick else None,
+        "torch_threads": 1 if tiny else 0,
+        "row_budget": 5.0 if tiny else 45.0,
     }
     for key, value in defaults.items():
         if getattr(args, key) is None:
@@ -132,7 +143,7 @@ def run_tables(args: argparse.Namespace, run: Run, data_dir: str, gpu: bool) -> 
     """The batch-10 table, then the sweep; each row in its own worker, alternating rounds."""
     specs = main_specs(run.notes, gpu)
     log(f"starting {len(specs)} workers")
-    workers: dict[str, Worker] = start_workers(specs, data_dir, args.train_size)
+    workers: dict[str, Worker] = start_workers(specs, data_dir, args.train_size, args.torch_threads)
     log(f"batch-10 table: {len(specs)} rows x {args.rounds} rounds (+1 warm-up)")
     run.main = measure(
         list(workers.values()),
@@ -143,6 +154,7 @@ def run_tables(args: argparse.Namespace, run: Run, data_dir: str, gpu: bool) -> 
         eta=3.0,
         seed=args.seed,
         per_epoch=args.train_size,
+        budget=args.row_budget,
     )
     _note_failures(run.main, run.notes, "batch-10 table")
     for r in run.main:
@@ -150,6 +162,8 @@ def run_tables(args: argparse.Namespace, run: Run, data_dir: str, gpu: bool) -> 
     keep = sweep_specs(gpu)
     for spec, w in list(workers.items()):
         run.blas[w.name + (f" {w.dtype}" if w.dtype else "")] = w.blas
+        if w.torch_threads is not None:
+            run.torch_threads[w.name] = w.torch_threads
         if spec not in keep:
             w.close()
             del workers[spec]
@@ -167,6 +181,7 @@ def run_tables(args: argparse.Namespace, run: Run, data_dir: str, gpu: bool) -> 
                 eta=3.0,
                 seed=args.seed,
                 per_epoch=args.train_size,
+                budget=args.row_budget / 3,
             )
     _note_failures(run.sweep, run.notes, "sweep")
     for w in sweep_workers:

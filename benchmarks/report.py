@@ -46,6 +46,7 @@ class Run:
     load_end: float = float("nan")
     elapsed: float = 0.0
     network2_available: bool = False
+    torch_threads: dict[str, int] = field(default_factory=dict)  # torch row name -> intra-op threads
 
 
 # -- formatting ------------------------------------------------------------------
@@ -214,6 +215,9 @@ def _machine(run: Run) -> list[str]:
     for key, rows in kernels.items():
         where = ", ".join(rows) if len(rows) <= 4 else f"{len(rows)} rows"
         lines.append(f"| thread pool at run time (threadpoolctl, in the workers) | {key} — in {where} |")
+    if run.torch_threads:
+        threads = ", ".join(f"{name}: {n}" for name, n in run.torch_threads.items())
+        lines.append(f"| torch intra-op threads (`--torch-threads`, 0 = torch's default) | {threads} |")
     lines += [
         f"| load average (1 min) at start / end | {run.load_start:.2f} / {run.load_end:.2f} |",
         f"| busiest other processes at start (1 s sample) | {'; '.join(run.busy) or 'none'} |",
@@ -235,18 +239,18 @@ def _main_table(run: Run) -> list[str]:
         "arrays; *SGD call* is the wall time of that whole call.",
         "",
         "| implementation | dtype | min (s) | median (s) | SGD call, median (s) | median / seed f64 "
-        "| load (1 min) during row | peak RSS (MB) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| rounds | load (1 min) during row | peak RSS (MB) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in run.main:
         if not r.ok:
-            lines.append(f"| {r.name} | {r.short_dtype} | failed | | | | | |")
+            lines.append(f"| {r.name} | {r.short_dtype} | failed | | | | | | |")
             continue
         call = fmt(r.wall_median) if r.source != "timer" else ""
         rel = f"{r.median / seed.median:.2f}" if seed else ""
         lines.append(
             f"| {r.name} | {r.short_dtype} | {fmt(r.min)} | {fmt(r.median)} | {call} | {rel} "
-            f"| {_load_range([r])} | {r.rss_mb:.0f} |"
+            f"| {len(r.seconds)} | {_load_range([r])} | {r.rss_mb:.0f} |"
         )
     lines += ["", f"Load (1-minute average) over the whole table: {_load_range(run.main)}.", ""]
     return lines

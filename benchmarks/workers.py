@@ -49,7 +49,7 @@ def protocol_stream() -> IO[str]:
     return stream
 
 
-def serve(spec: str, data_dir: str, train_size: int) -> int:
+def serve(spec: str, data_dir: str, train_size: int, torch_threads: int = 0) -> int:
     """Worker main loop: build the row, load the data once, answer the parent's requests."""
     from .data import training_arrays
     from .impls import make_row
@@ -60,10 +60,10 @@ def serve(spec: str, data_dir: str, train_size: int) -> int:
     def send(**reply: Any) -> None:
         out.write(json.dumps(reply) + "\n")
 
-    if "torch" in spec:  # torch rows only: the other rows never import torch
+    if "torch" in spec and torch_threads:  # torch rows only: the other rows never import torch
         import torch
 
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch.set_num_threads(torch_threads)
     impl = make_row(spec)
     dtype = "float32" if impl.dtype == "float32" else "float64"
     try:
@@ -78,7 +78,7 @@ def serve(spec: str, data_dir: str, train_size: int) -> int:
             if request["cmd"] == "prepare":
                 n = request["n"]
                 impl.prepare([784, request["hidden"], 10], images[:n], labels[:n], request["seed"])
-                send(ok=True, blas=blas_info())
+                send(ok=True, blas=blas_info(), torch_threads=_torch_threads())
             elif request["cmd"] == "epoch":
                 timing = impl.epoch(request["batch"], request["eta"])
                 send(seconds=timing.seconds, wall=timing.wall, source=timing.source, rss_mb=peak_rss_mb())
@@ -87,6 +87,12 @@ def serve(spec: str, data_dir: str, train_size: int) -> int:
         except Exception as exc:  # report, keep serving: the package is a moving target
             send(error=f"{type(exc).__name__}: {exc}")
     return 0
+
+
+def _torch_threads() -> int | None:
+    """torch's intra-op thread count, where this process has imported torch."""
+    torch = sys.modules.get("torch")
+    return None if torch is None else int(torch.get_num_threads())
 
 
 @dataclass
@@ -106,6 +112,7 @@ class Result:
     source: str = ""
     rss_mb: float = float("nan")
     error: str | None = None
+    cut: str = ""  # why the row sat out some rounds, if it did
 
     @property
     def ok(self) -> bool:
@@ -135,23 +142,16 @@ class Result:
 class Worker:
     """The parent's handle on one row's process."""
 
-    def __init__(self, spec: str, data_dir: str, train_size: int) -> None:
+    def __init__(self, spec: str, data_dir: str, train_size: int, torch_threads: int = 0) -> None:
         self.spec = spec
-        cmd = [
-            sys.executable,
-            "-m",
-            "benchmarks.workers",
-            spec,
-            "--data-dir",
-            data_dir,
-            "--train-size",
-            str(train_size),
-        ]
+        cmd = [sys.executable, "-m", "benchmarks.workers", spec, "--data-dir", data_dir]
+        cmd += ["--train-size", str(train_size), "--torch-threads", str(torch_threads)]
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=worker_env()
         )
         self.name, self.dtype, self.error = spec, "", None
         self.blas: list[dict[str, str]] = []
+        self.torch_threads: int | None = None
 
     def ready(self) -> None:
         """Wait for the worker's greeting (it has imported its libraries and loaded the data)."""
@@ -178,6 +178,7 @@ class Worker:
             reply = self._ask({"cmd": "prepare", "hidden": hidden, "n": n, "seed": seed})
             self.error = reply.get("error")
             self.blas = reply.get("blas", self.blas)
+            self.torch_threads = reply.get("torch_threads", self.torch_threads)
 
     def epoch(self, batch: int, eta: float) -> dict[str, Any]:
         if self.error is not None:
@@ -200,7 +201,9 @@ class Worker:
             self.proc.wait()
 
 
-def start_workers(specs: Sequence[str], data_dir: str, train_size: int, at_once: int = 3) -> dict[str, Worker]:
+def start_workers(
+    specs: Sequence[str], data_dir: str, train_size: int, torch_threads: int = 0, at_once: int = 3
+) -> dict[str, Worker]:
     """One worker per spec, at most ``at_once`` starting at a time (reading MNIST briefly takes
     about twice the data's memory); nothing is timed yet."""
     workers: dict[str, Worker] = {}
@@ -208,7 +211,7 @@ def start_workers(specs: Sequence[str], data_dir: str, train_size: int, at_once:
     for spec in specs:
         if len(waiting) >= at_once:
             waiting.pop(0).ready()
-        workers[spec] = Worker(spec, data_dir, train_size)
+        workers[spec] = Worker(spec, data_dir, train_size, torch_threads)
         waiting.append(workers[spec])
     for w in waiting:
         w.ready()
@@ -225,20 +228,34 @@ def measure(
     eta: float,
     seed: int,
     per_epoch: int,
+    budget: float = float("inf"),
 ) -> list[Result]:
     """Prepare every row on its first ``n`` images and warm it up with one untimed epoch,
-    then ``rounds`` rounds in which every row trains one epoch, in the same order each round."""
+    then ``rounds`` rounds in which every row trains one epoch, in the same order each round.
+
+    A row whose epochs (warm-up included) have taken more than ``budget`` seconds
+    sits out the remaining rounds once it has one timed epoch, so a row that a
+    loaded machine slows down a hundredfold can't hold the whole run up.
+    """
     results = []
+    spent = []
     for w in workers:
         w.prepare(hidden, n, seed)
+        start = time.perf_counter()
         w.epoch(batch, eta)  # warm-up: compilation, caches, allocator
+        spent.append(time.perf_counter() - start)
         results.append(Result(w.spec, w.name, w.dtype, hidden, batch, n, per_epoch / n))
-    for _ in range(rounds):
-        for w, result in zip(workers, results):
+    for round_ in range(rounds):
+        for i, (w, result) in enumerate(zip(workers, results)):
             if w.error is not None:
                 continue
+            if result.seconds and spent[i] > budget:
+                result.cut = f"stopped after {round_} of {rounds} rounds: over its {budget:.0f} s budget"
+                continue
             before = load1()
+            start = time.perf_counter()
             reply = w.epoch(batch, eta)
+            spent[i] += time.perf_counter() - start
             if reply.get("error"):
                 continue
             result.loads.append((before, load1()))
@@ -275,8 +292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("spec")
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--train-size", type=int, required=True)
+    parser.add_argument("--torch-threads", type=int, default=0, help="0: torch's default")
     args = parser.parse_args(argv)
-    return serve(args.spec, args.data_dir, args.train_size)
+    return serve(args.spec, args.data_dir, args.train_size, args.torch_threads)
 
 
 if __name__ == "__main__":
