@@ -25,8 +25,10 @@ from .compiled import compile_function, epoch_function
 from .dense import DenseSpec, State, forward, gradients, make_step, regularization_cost
 from .validation import check_dtype, check_layer_arrays, check_sizes
 
-#: Samples fed through the network at once when evaluating.
+#: Samples fed through the network at once when evaluating (fewer for very wide layers).
 EVAL_CHUNK = 10_000
+#: Most activations one evaluation chunk may hold in a layer (2**25 floats: 256 MB in float64).
+EVAL_ACTIVATIONS = 2**25
 
 _Net = TypeVar("_Net", bound="DenseNetwork")
 
@@ -218,23 +220,33 @@ class DenseNetwork:
     def _chunks(self, data: dataforms.DeviceData) -> Any:
         """``(x (n_in, k) float, targets or labels)`` for consecutive chunks of ``data``."""
         xp = self.xp
-        for k in range(0, data.n, EVAL_CHUNK):
-            stop = min(k + EVAL_CHUNK, data.n)  # out-of-bounds slice stops are not standard
+        chunk = max(1, min(EVAL_CHUNK, EVAL_ACTIVATIONS // max(self.sizes)))
+        for k in range(0, data.n, chunk):
+            stop = min(k + chunk, data.n)  # out-of-bounds slice stops are not standard
             x = data.inputs[k:stop, :]
             if data.divisor is not None:
                 x = xp.astype(x, self.backend.dtype(self.dtype)) / data.divisor
             yield x.T, data.targets[k:stop, ...]
 
     def _count_correct(self, data: dataforms.DeviceData) -> int:
-        """Samples whose most active output neuron is the label (one host copy)."""
+        """Samples whose most active output neuron is the label (one host copy).
+
+        Also records in ``output_saturation`` the fraction of output activations
+        within machine epsilon of 0 or 1 (near 1.0 means training has diverged).
+        """
         xp = self.xp
-        correct = xp.asarray(0, dtype=xp.int64, device=self.backend.device)
+        eps = float(xp.finfo(self.backend.dtype(self.dtype)).eps)
+        counts = xp.zeros((2,), dtype=xp.int64, device=self.backend.device)
         for x, labels in self._chunks(data):
             a = forward(xp, self.spec, self.weights, self.biases, x)[0]
             if labels.ndim == 2:
                 labels = xp.argmax(labels, axis=1)
-            correct = correct + xp.count_nonzero(xp.argmax(a, axis=0) == labels)
-        return int(to_numpy(correct))
+            hits = xp.count_nonzero(xp.argmax(a, axis=0) == labels)
+            saturated = xp.count_nonzero(xp.logical_or(a <= eps, a >= 1.0 - eps))
+            counts = counts + xp.stack([hits, saturated])
+        correct, saturated = (int(c) for c in to_numpy(counts))
+        self.output_saturation = saturated / (data.n * self.sizes[-1])
+        return correct
 
     def _total_cost(self, data: dataforms.DeviceData, lmbda: float, regularization: str) -> float:
         """Mean cost over ``data`` plus the regularisation term (the book's ``total_cost``; one host copy)."""

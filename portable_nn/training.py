@@ -61,6 +61,10 @@ class EpochResult:
         return None if self.training_correct is None or not self.n_train else self.training_correct / self.n_train
 
 
+#: Fraction of saturated output activations (on the evaluation data) taken as divergence.
+SATURATED = 0.99
+
+
 class Trainable(Protocol):
     """What :func:`sgd` needs from a network."""
 
@@ -170,8 +174,9 @@ def sgd(
     is queued (once per epoch for a compiled epoch; it must not read device
     arrays); ``on_epoch(result)`` after each epoch.
 
-    Warns once (``RuntimeWarning``, naming ``eta``) if the weights become
-    non-finite: training has diverged.
+    Warns once (``RuntimeWarning``, naming ``eta``) if training diverges: the
+    weights become non-finite, or (when the facade evaluates) at least 99% of
+    the output activations are saturated at exactly 0 or 1.
     """
     compiled = net._compiled_step(lmbda=lmbda, n=train.n, mu=mu, regularization=regularization, divisor=train.divisor)
     runner = _Runner(net, train, mini_batch_size, compiled)
@@ -194,6 +199,15 @@ def sgd(
             )
             warned = True
         result = report(j, seconds, eta)
+        saturation = getattr(net, "output_saturation", 0.0) if result.correct is not None else 0.0
+        if finite and saturation >= SATURATED and not warned:
+            warnings.warn(
+                f"training diverged in epoch {j}: {100 * saturation:.1f}% of the output activations are saturated "
+                f"at 0 or 1; lower eta (now {eta:g})",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            warned = True
         history.append(result)
         if on_epoch is not None:
             on_epoch(result)

@@ -16,9 +16,10 @@ from typing import Any
 FLOAT_DTYPES = ("float32", "float64")
 
 #: Most weights and biases a network may have (float64: 8 bytes each), checked before anything is
-#: allocated; ``$PORTABLE_NN_MAX_PARAMETERS`` raises it.  The book's largest network has about 10**6.
+#: allocated; ``$PORTABLE_NN_MAX_PARAMETERS`` raises it (the default is 400 MB of float64; the book's
+#: largest network has about 2·10**6).
 MAX_PARAMETERS_ENV = "PORTABLE_NN_MAX_PARAMETERS"
-MAX_PARAMETERS_DEFAULT = 2 * 10**8
+MAX_PARAMETERS_DEFAULT = 5 * 10**7
 
 
 def max_parameters() -> int:
@@ -37,11 +38,7 @@ def check_sizes(sizes: Any) -> list[int]:
     Sets and mappings are refused (their order is not the layer order), and so
     is a network with more than :func:`max_parameters` weights and biases.
     """
-    if (
-        isinstance(sizes, (str, bytes, Set, Mapping))
-        or not hasattr(sizes, "__len__")
-        or getattr(sizes, "ndim", 1) != 1
-    ):
+    if isinstance(sizes, (str, bytes, Set, Mapping)) or not hasattr(sizes, "__len__") or getattr(sizes, "ndim", 1) != 1:
         raise TypeError(f"sizes must be a list of at least 2 positive ints; got {sizes!r}")
     sizes = list(sizes)
     if len(sizes) < 2:
