@@ -110,7 +110,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--ingestion-rounds", type=int, default=None, help="(default 3; quick 1)")
     parser.add_argument("--readme-epochs", type=int, default=None, help="epochs of the README job (default: its 30)")
     parser.add_argument(
-        "--torch-threads", type=int, default=None, help="torch intra-op threads (default 0: torch's own; tiny 1)"
+        "--torch-threads", type=int, default=None, help="torch intra-op threads (default 1; 0: torch's own)"
     )
     parser.add_argument(
         "--row-budget", type=float, default=None, help="seconds a row may spend per table (45; tiny 5), then it rests"
@@ -129,7 +129,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "hiddens": "30" if quick else "30,100",
         "ingestion_rounds": 1 if quick else 3,
         "readme_epochs": 1 if tiny else 3 if quick else None,
-        "torch_threads": 1 if tiny else 0,
+        "torch_threads": 1,
         "row_budget": 5.0 if tiny else 45.0,
     }
     for key, value in defaults.items():

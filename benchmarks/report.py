@@ -393,6 +393,10 @@ def _method() -> list[str]:
         "- Ratios in the targets table: *min* is min(row) / min(reference), *median* is median(row) / "
         "median(reference), both from this run.  *met*: median within the limit; *met at min only*: only the "
         "min is.",
+        "- torch rows run with the intra-op thread count under *Machine* (`--torch-threads`, default 1; 0 "
+        "keeps torch's default, 2 here): at these sizes extra threads buy nothing, and on a loaded 2-core "
+        "machine torch's OpenMP barriers made 2-thread epochs 10-60× slower in trials.  NumPy rows use "
+        "OpenBLAS's default thread count, as users get; the floors show 1 and 2 threads.",
         "- Every worker process runs without `OPENBLAS_CORETYPE` / `OPENBLAS_L2_SIZE`; the BLAS kernel each "
         "then loaded is listed under *Machine*.",
         "",
