@@ -169,7 +169,7 @@ def resolve_backend(xp: Any = "numpy", device: Any = None) -> Backend:
         module = _import("jax.numpy" if name == "jax" else name, name)
     elif isinstance(xp, ModuleType):
         module = xp
-        name = _name_of_namespace(module) or getattr(module, "__name__", repr(module))
+        name = _name_of_namespace(module) or str(getattr(module, "__name__", repr(module)))
     else:
         raise TypeError(
             f"xp must be a backend name such as 'numpy' or 'cupy', or an array "

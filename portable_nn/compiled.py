@@ -31,7 +31,7 @@ def compile_function(backend: Backend, fn: Callable[..., Any]) -> Callable[..., 
     """``jax.jit(fn)`` on JAX, ``fn`` itself elsewhere."""
     if not compiles(backend):
         return fn
-    return importlib.import_module("jax").jit(fn)  # type: ignore[no-any-return]
+    return importlib.import_module("jax").jit(fn)
 
 
 def epoch_function(backend: Backend, step: Callable[..., Any]) -> Callable[..., Any] | None:
@@ -48,4 +48,4 @@ def epoch_function(backend: Backend, step: Callable[..., Any]) -> Callable[..., 
 
         return jax.lax.fori_loop(0, order.shape[0], body, state)
 
-    return jax.jit(epoch)  # type: ignore[no-any-return]
+    return jax.jit(epoch)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, SupportsIndex
+from typing import Any, SupportsIndex, TypeVar
 
 import numpy as np
 
@@ -111,7 +111,10 @@ class Dataset:
         return self.inputs.astype(dtype) / np.asarray(self.divisor, dtype=dtype)
 
 
-class BookPairs(list):  # type: ignore[type-arg]
+_Pairs = TypeVar("_Pairs", bound="BookPairs")
+
+
+class BookPairs(list[Any]):
     """A list of ``(x, y)`` pairs that also carries its stacked :class:`Dataset`.
 
     It is a ``list`` in every way the book uses one (indexing, slicing, ``len``,
@@ -143,13 +146,13 @@ class BookPairs(list):  # type: ignore[type-arg]
         self._changed()
         super().__delitem__(index)
 
-    def __iadd__(self, other: Any) -> BookPairs:  # type: ignore[override]
+    def __iadd__(self: _Pairs, other: Iterable[Any]) -> _Pairs:  # type: ignore[misc]  # list.__add__ returns list
         self._changed()
-        return super().__iadd__(other)  # type: ignore[return-value]
+        return super().__iadd__(other)
 
-    def __imul__(self, other: Any) -> BookPairs:  # type: ignore[override]
+    def __imul__(self: _Pairs, other: SupportsIndex) -> _Pairs:
         self._changed()
-        return super().__imul__(other)  # type: ignore[return-value]
+        return super().__imul__(other)
 
     def append(self, value: Any) -> None:
         self._changed()
@@ -224,7 +227,13 @@ def _stacked(data: tuple[Any, Any], name: str, n_in: int, dtype: str) -> Dataset
 
 
 def _pairs(data: Any, name: str, n_in: int, dtype: str) -> Dataset:
-    """Nielsen's pairs with one preallocated ``(n, n_in)`` copy in ``dtype``."""
+    """Nielsen's pairs with one preallocated ``(n, n_in)`` copy in ``dtype``.
+
+    The common case -- every ``x`` a real NumPy ``(n_in, 1)`` column -- is
+    copied by one ``np.concatenate`` straight into the transposed view of the
+    result; anything else goes through a per-pair loop that names the first
+    bad pair.
+    """
     try:
         pairs = data if isinstance(data, list) else list(data)
     except TypeError:
@@ -233,7 +242,47 @@ def _pairs(data: Any, name: str, n_in: int, dtype: str) -> Dataset:
         ) from None
     if not pairs:
         raise ValueError(f"{name} is empty: it must hold at least one (x, y) pair")
+    try:
+        xs, ys = zip(*pairs)
+    except (TypeError, ValueError):
+        xs = ys = ()
+    if len(xs) == len(pairs) and all(
+        type(x) is np.ndarray and x.shape == (n_in, 1) and x.dtype.kind in "iuf" for x in xs
+    ):
+        view = _rows_of_one_array(xs, n_in, dtype)
+        if view is not None:
+            return Dataset(view, _stack_ys(list(ys), name))
+        inputs = np.empty((len(pairs), n_in), dtype=dtype)
+        np.concatenate(xs, axis=1, out=inputs.T, casting="same_kind")
+        return Dataset(inputs, _stack_ys(list(ys), name))
     inputs = np.empty((len(pairs), n_in), dtype=dtype)
+    return Dataset(inputs, _stack_ys(_copy_pairs(pairs, inputs, name, n_in), name))
+
+
+def _rows_of_one_array(xs: tuple[np.ndarray, ...], n_in: int, dtype: str) -> np.ndarray | None:
+    """The ``(n, n_in)`` array the columns ``xs`` are consecutive rows of, as a view; else ``None``.
+
+    Lists of pairs are usually views into one stacked array (the book's
+    loader reshapes the rows of one array; so does ours): then no copy is
+    needed.  Every column must be a contiguous view of the same base array,
+    of ``dtype``, starting exactly one row after the previous one.
+    """
+    first = xs[0]
+    base = first.base
+    itemsize = first.itemsize
+    if base is None or first.dtype != np.dtype(dtype) or first.strides[0] != itemsize:
+        return None
+    start = first.__array_interface__["data"][0]
+    row = n_in * itemsize
+    for i, x in enumerate(xs):
+        if x.base is not base or x.strides[0] != itemsize or x.__array_interface__["data"][0] != start + i * row:
+            return None
+    view = np.lib.stride_tricks.as_strided(first, shape=(len(xs), n_in), strides=(row, itemsize), writeable=False)
+    return view
+
+
+def _copy_pairs(pairs: list[Any], inputs: np.ndarray, name: str, n_in: int) -> list[Any]:
+    """Copy each ``x`` into a row of ``inputs``, checking every pair; returns the ``y``s."""
     ys = []
     column, flat = (n_in, 1), (n_in,)
     for i, pair in enumerate(pairs):
@@ -249,7 +298,7 @@ def _pairs(data: Any, name: str, n_in: int, dtype: str) -> Dataset:
             raise TypeError(f"{name}[{i}]: x must hold real numbers (int or float); got dtype {x.dtype}")
         inputs[i] = x.reshape(n_in)
         ys.append(y)
-    return Dataset(inputs, _stack_ys(ys, name))
+    return ys
 
 
 def _stack_ys(ys: list[Any], name: str) -> np.ndarray:
