@@ -57,6 +57,8 @@ class Backend:
 
     def asarray(self, array: Any, dtype: Any = None) -> Any:
         """Copy/convert host data (NumPy array, list) onto this backend's device."""
+        if self.name == "torch" and isinstance(array, np.ndarray) and not array.flags.writeable:
+            array = array.copy()  # torch would share the read-only buffer and warn
         return self.xp.asarray(array, dtype=dtype, device=self.device)
 
     def dtype(self, name: str) -> Any:

@@ -277,8 +277,9 @@ def _rows_of_one_array(xs: tuple[np.ndarray, ...], n_in: int, dtype: str) -> np.
     for i, x in enumerate(xs):
         if x.base is not base or x.strides[0] != itemsize or x.__array_interface__["data"][0] != start + i * row:
             return None
-    view = np.lib.stride_tricks.as_strided(first, shape=(len(xs), n_in), strides=(row, itemsize), writeable=False)
-    return view
+    return np.lib.stride_tricks.as_strided(
+        first, shape=(len(xs), n_in), strides=(row, itemsize), writeable=bool(first.flags.writeable)
+    )
 
 
 def _copy_pairs(pairs: list[Any], inputs: np.ndarray, name: str, n_in: int) -> list[Any]:
