@@ -21,10 +21,16 @@ networks.  Everything is written and read with ``allow_pickle=False``.
 from __future__ import annotations
 
 import json
+import lzma
+import math
 import os
+import re
+import struct
+import warnings
 import zipfile
+import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -110,117 +116,213 @@ def _check_size(path: Path) -> None:
         raise ModelFileError(f"{path}: the file is empty")
 
 
+#: Longest ``sizes`` array a model file may have (layers); more is never a network anyone trains.
+_MAX_LAYERS = 1000
+#: Largest ``meta`` member (a short JSON string) in bytes.
+_MAX_META_BYTES = 1 << 16
+#: Deflate's largest expansion (1032:1): the most a compressed member of n bytes can hold.
+_DEFLATE_RATIO = 1032
+#: A member's declared shape and dtype.
+_Header = tuple[tuple[int, ...], np.dtype]
+
+
+def _npy_header(member: IO[bytes]) -> tuple[tuple[int, ...], np.dtype, int]:
+    """``(shape, dtype, header length)`` of the ``.npy`` stream ``member``; ``ValueError`` if malformed."""
+    version = np.lib.format.read_magic(member)
+    if version not in ((1, 0), (2, 0)):
+        raise ValueError(f"unsupported .npy format version {version}")
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # numpy warns about Python-2 headers it can still parse
+            shape, _, dtype = read_header(member)
+    except ValueError:
+        raise
+    except Exception as exc:  # a hostile header can make numpy's literal parser fail in any way
+        raise ValueError(f"malformed .npy header ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(shape, tuple) or any(isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in shape):
+        raise ValueError(f"malformed .npy shape {shape!r}")
+    return shape, dtype, member.tell()
+
+
 def _npz_members(path: Path) -> dict[str, np.ndarray]:
-    """Read every member of an npz after checking its npy header (shape and dtype) against the limits."""
+    """Read a model's npz members, checking everything that decides memory use before allocating any of it.
+
+    The npy header of every member is read first (shape and dtype only).
+    Then: no member but ``sizes``, ``meta``, ``weights_i`` and ``biases_i``;
+    ``sizes`` a short 1-D integer array, read and checked by
+    :func:`check_sizes` (layer sizes >= 1, the parameter limit); every
+    ``weights_i``/``biases_i`` declared with exactly the shape ``sizes``
+    implies; each member's declared bytes consistent with its zip entry and
+    with the file's size (a deflated member holds at most 1032 bytes per
+    stored byte).  Only then are the arrays read.
+    """
     limit = limits.MODEL_BYTES.value()
-    arrays = {}
+    file_size = path.stat().st_size
     try:
         with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+            names = [info.filename for info in infos]
+            if len(set(names)) != len(names):
+                raise ModelFileError(f"{path}: the archive holds two members of the same name")
+            headers: dict[str, _Header] = {}
             total = 0
-            for info in archive.infolist():
+            for info in infos:
                 if not info.filename.endswith(".npy"):
                     raise ModelFileError(f"{path}: unexpected member {info.filename!r} (not an .npy array)")
+                name = info.filename[: -len(".npy")]
+                if name not in ("sizes", "meta") and not _LAYER_MEMBER.fullmatch(name):
+                    raise ModelFileError(f"{path}: unexpected member {info.filename!r} (not part of a model)")
+                stored_most = file_size if info.compress_type == zipfile.ZIP_STORED else _DEFLATE_RATIO * file_size
+                if info.compress_size > file_size or info.file_size > stored_most:
+                    raise ModelFileError(f"{path}: member {info.filename!r} claims more data than the file holds")
                 with archive.open(info) as member:
-                    version = np.lib.format.read_magic(member)
-                    read_header = (
-                        np.lib.format.read_array_header_1_0
-                        if version == (1, 0)
-                        else np.lib.format.read_array_header_2_0
+                    shape, dtype, header_bytes = _npy_header(member)
+                if dtype.hasobject or dtype.kind in "OV":
+                    raise ModelFileError(f"{path}: member {info.filename!r} holds Python objects or records")
+                nbytes = math.prod(shape) * dtype.itemsize
+                if header_bytes + nbytes != info.file_size:
+                    raise ModelFileError(
+                        f"{path}: member {info.filename!r} declares {nbytes} bytes of data but its zip entry "
+                        f"holds {info.file_size - header_bytes} (truncated or damaged)"
                     )
-                    shape, _, dtype = read_header(member)
-                    if dtype.hasobject:
-                        raise ModelFileError(f"{path}: member {info.filename!r} holds Python objects")
-                    count = 1
-                    for dim in shape:
-                        count *= int(dim)
-                    total += count * dtype.itemsize
-                    if total > limit:
-                        raise ModelFileError(
-                            f"{path}: its arrays declare more than {limit} bytes; {limits.MODEL_BYTES.hint()}"
-                        )
-            for info in archive.infolist():
+                total += nbytes
+                if total > limit:
+                    raise ModelFileError(
+                        f"{path}: its arrays declare more than {limit} bytes; {limits.MODEL_BYTES.hint()}"
+                    )
+                headers[name] = (shape, dtype)
+            sizes = _read_sizes(path, archive, headers)
+            _check_member_shapes(path, headers, sizes)
+            arrays = {}
+            for info in infos:
                 with archive.open(info) as member:
                     arrays[info.filename[: -len(".npy")]] = np.lib.format.read_array(member, allow_pickle=False)
     except ModelFileError:
         raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as exc:
-        raise ModelFileError(f"{path}: not a readable .npz model ({exc})") from exc
+    except _ZIP_ERRORS as exc:
+        raise ModelFileError(f"{path}: not a readable .npz model ({type(exc).__name__}: {exc})") from exc
     return arrays
+
+
+_LAYER_MEMBER = re.compile(r"(weights|biases)_(0|[1-9][0-9]{0,5})")
+#: What reading a damaged zip archive raises (zipfile and the decompressors it uses).
+_ZIP_ERRORS = (
+    OSError,
+    ValueError,
+    EOFError,
+    KeyError,
+    zipfile.BadZipFile,
+    NotImplementedError,  # an unsupported compression method
+    RuntimeError,  # an encrypted member
+    zlib.error,
+    lzma.LZMAError,
+    struct.error,
+)
+
+
+def _read_sizes(path: Path, archive: zipfile.ZipFile, headers: dict[str, _Header]) -> list[int]:
+    if "sizes" not in headers:
+        raise ModelFileError(f"{path}: missing key 'sizes'")
+    shape, dtype = headers["sizes"]
+    if len(shape) != 1 or dtype.kind not in "iu" or not 2 <= shape[0] <= _MAX_LAYERS:
+        raise ModelFileError(
+            f"{path}: 'sizes' must be a 1-D integer array of 2 to {_MAX_LAYERS} layer sizes; got {dtype} {shape}"
+        )
+    if "meta" in headers:
+        meta_shape, meta_dtype = headers["meta"]
+        if meta_shape != () or meta_dtype.kind != "U" or meta_dtype.itemsize > _MAX_META_BYTES:
+            raise ModelFileError(f"{path}: 'meta' must be one short JSON string; got {meta_dtype} {meta_shape}")
+    with archive.open("sizes.npy") as member:
+        sizes = np.lib.format.read_array(member, allow_pickle=False)
+    return _check_declared_sizes(path, [int(s) for s in sizes])
+
+
+def _check_member_shapes(path: Path, headers: dict[str, _Header], sizes: list[int]) -> None:
+    expected = {f"weights_{i}": (n_out, n_in) for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:]))}
+    expected.update({f"biases_{i}": (n_out, 1) for i, n_out in enumerate(sizes[1:])})
+    present = {name for name in headers if name not in ("sizes", "meta")}
+    if present != set(expected):
+        keys = sorted(headers)
+        raise ModelFileError(f"{path}: keys {keys} do not match a {len(sizes)}-layer model {sorted(expected)}")
+    for name, shape in expected.items():
+        got = headers[name][0]
+        if got != shape:
+            kind, i = name.split("_")
+            raise ModelFileError(f"{path}: {kind}[{i}] has shape {got}, expected {shape}")
 
 
 def _read_npz(path: Path) -> tuple[list[np.ndarray], list[np.ndarray], dict[str, Any]]:
     contents = _npz_members(path)
-    if "sizes" not in contents:
-        raise ModelFileError(f"{path}: missing key 'sizes'")
-    sizes = contents["sizes"]
-    if sizes.ndim != 1 or sizes.dtype.kind not in "iu":
-        raise ModelFileError(f"{path}: 'sizes' must be a 1-D integer array; got {sizes.dtype} {sizes.shape}")
-    n = len(sizes) - 1
-    expected = {"sizes"} | {f"{kind}_{i}" for kind in ("weights", "biases") for i in range(max(n, 0))}
+    n = len(contents["sizes"]) - 1
     meta: dict[str, Any] = {}
     if "meta" in contents:
         try:
             meta = json.loads(str(contents.pop("meta")))
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             raise ModelFileError(f"{path}: 'meta' is not JSON ({exc})") from exc
         if not isinstance(meta, dict):
             raise ModelFileError(f"{path}: 'meta' must be a JSON object")
-    if set(contents) != expected:
-        raise ModelFileError(f"{path}: keys {sorted(contents)} do not match a {n + 1}-layer model {sorted(expected)}")
     weights = [contents[f"weights_{i}"] for i in range(n)]
     biases = [contents[f"biases_{i}"] for i in range(n)]
-    _check_declared_sizes(path, [int(s) for s in sizes], weights)
     return weights, biases, meta
 
 
-def _depth(value: Any, limit: int) -> int:
-    """Nesting depth of lists/dicts, stopping once it exceeds ``limit``."""
-    stack = [(value, 1)]
-    deepest = 0
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            return depth
-        if isinstance(item, (list, dict)):
-            deepest = max(deepest, depth)
-            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return deepest
+def _matrix(value: Any, path: Path, what: str) -> np.ndarray:
+    """A JSON matrix -- a list of equally long lists of numbers -- as a float64 array.
 
-
-def _numbers(value: Any, path: Path, what: str) -> np.ndarray:
-    """A nested list of JSON numbers (never bools or strings) as a float64 array."""
-    array = np.asarray(value)
-    if array.dtype.kind not in "iuf":
-        raise ModelFileError(f"{path}: {what} must be nested lists of numbers; found {array.dtype} values")
-    return array.astype(np.float64)
+    Only JSON numbers count: ``true``/``false``, strings, ``null`` and deeper
+    lists are refused (NumPy would turn ``[true, 0.5]`` into ``[1.0, 0.5]``
+    and ``["0.5"]`` into an array of strings).
+    """
+    if not isinstance(value, list) or not value or not all(isinstance(row, list) for row in value):
+        raise ModelFileError(f"{path}: {what} must be a matrix: a non-empty list of rows of numbers")
+    width = len(value[0])
+    for r, row in enumerate(value):
+        if len(row) != width:
+            raise ModelFileError(f"{path}: {what} row {r} has {len(row)} numbers, row 0 has {width}")
+        for c, number in enumerate(row):
+            if type(number) not in (float, int):  # bool is a subclass of int: excluded here on purpose
+                raise ModelFileError(
+                    f"{path}: {what}[{r}][{c}] is {type(number).__name__} {number!r:.40}; expected a number"
+                )
+    try:
+        return np.array(value, dtype=np.float64)
+    except OverflowError as exc:
+        raise ModelFileError(f"{path}: {what} holds an integer too large for a float") from exc
 
 
 def _read_json(path: Path) -> tuple[list[np.ndarray], list[np.ndarray], dict[str, Any]]:
     try:
         text = path.read_text(encoding="utf-8")
-        if text.count("[") > 0 and _bracket_depth(text) > _MAX_JSON_DEPTH:
-            raise ModelFileError(f"{path}: JSON nested deeper than a model ever is ({_MAX_JSON_DEPTH} levels)")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{path}: not a readable JSON model ({exc})") from exc
+    if _bracket_depth(text) > _MAX_JSON_DEPTH:
+        raise ModelFileError(f"{path}: JSON nested deeper than a model ever is ({_MAX_JSON_DEPTH} levels)")
+    try:
         data = json.loads(text)
-    except ModelFileError:
-        raise
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, or an integer with too many digits
         raise ModelFileError(f"{path}: not a readable JSON model ({exc})") from exc
     if not isinstance(data, dict) or not {"sizes", "weights", "biases"} <= set(data):
         raise ModelFileError(f"{path}: a network2 JSON model needs keys 'sizes', 'weights', 'biases'")
     sizes = data["sizes"]
-    if not isinstance(sizes, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in sizes):
-        raise ModelFileError(f"{path}: 'sizes' must be a list of ints; got {sizes!r}")
+    if not isinstance(sizes, list) or not all(type(s) is int for s in sizes):
+        raise ModelFileError(f"{path}: 'sizes' must be a list of ints; got {sizes!r:.80}")
+    sizes = _check_declared_sizes(path, sizes)
     for key in ("weights", "biases"):
         if not isinstance(data[key], list):
             raise ModelFileError(f"{path}: '{key}' must be nested lists of numbers (one matrix per layer)")
-    try:
-        weights = [_numbers(w, path, "weights") for w in data["weights"]]
-        biases = [_numbers(b, path, "biases") for b in data["biases"]]
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, ModelFileError):
-            raise
-        raise ModelFileError(f"{path}: weights and biases must be nested lists of numbers ({exc})") from exc
-    _check_declared_sizes(path, sizes, weights)
+        if len(data[key]) != len(sizes) - 1:
+            raise ModelFileError(
+                f"{path}: {len(sizes)} layers need {len(sizes) - 1} weight and bias arrays; "
+                f"got {len(data['weights'])} and {len(data['biases'])}"
+            )
+    weights = [_matrix(w, path, f"weights[{i}]") for i, w in enumerate(data["weights"])]
+    biases = [_matrix(b, path, f"biases[{i}]") for i, b in enumerate(data["biases"])]
+    for i, w in enumerate(weights):
+        expected = (sizes[i + 1], sizes[i])
+        if w.shape != expected:
+            raise ModelFileError(f"{path}: weights[{i}] has shape {w.shape}, expected {expected}")
     meta = {k: data[k] for k in ("format", "version", "cost", "activation") if k in data}
     return weights, biases, meta
 
@@ -250,17 +352,12 @@ def _bracket_depth(text: str) -> int:
     return deepest
 
 
-def _check_declared_sizes(path: Path, sizes: list[int], weights: list[np.ndarray]) -> None:
+def _check_declared_sizes(path: Path, sizes: list[int]) -> list[int]:
+    """``sizes`` checked by :func:`check_sizes` (the parameter limit included), errors naming the file."""
     try:
-        check_sizes(sizes)
+        return check_sizes(sizes)
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: {exc}") from exc
-    if len(weights) != len(sizes) - 1:
-        raise ModelFileError(f"{path}: {len(sizes)} layers need {len(sizes) - 1} weight arrays; got {len(weights)}")
-    for i, w in enumerate(weights):
-        expected = (sizes[i + 1], sizes[i])
-        if w.shape != expected:
-            raise ModelFileError(f"{path}: weights[{i}] has shape {w.shape}, expected {expected}")
 
 
 def read_model(path: str | os.PathLike[str]) -> tuple[list[int], list[np.ndarray], list[np.ndarray], dict[str, Any]]:
@@ -292,12 +389,12 @@ def read_model(path: str | os.PathLike[str]) -> tuple[list[int], list[np.ndarray
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: {exc}") from exc
     cost = meta.get("cost", QuadraticCost.name)
-    if cost not in KNOWN_COSTS:
+    if not isinstance(cost, str) or cost not in KNOWN_COSTS:
         raise ModelFileError(f"{path}: unknown cost {cost!r}; expected one of {KNOWN_COSTS}")
     activation = meta.get("activation", "sigmoid")
     from .activations import ACTIVATIONS
 
-    if activation not in ACTIVATIONS:
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise ModelFileError(f"{path}: unknown activation {activation!r}; expected one of {tuple(ACTIVATIONS)}")
     return sizes, weights, biases, {"cost": cost, "activation": activation}
 
