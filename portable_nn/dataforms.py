@@ -32,6 +32,7 @@ from typing import Any, SupportsIndex, TypeVar
 import numpy as np
 
 from .backends import Backend, to_numpy
+from .compiled import compiles
 
 
 @dataclass(frozen=True)
@@ -401,7 +402,12 @@ def to_device(
         return cached
     xp = backend.xp
     labels = dataset.labels
-    if dataset.divisor is None:
+    divisor = dataset.divisor
+    if divisor is not None and compiles(backend):
+        # XLA may rewrite x / 255 as x * (1/255), which is not bit for bit the same: scale up front.
+        inputs = backend.asarray(dataset.float_inputs(dtype), dtype=backend.dtype(dtype))
+        divisor = None
+    elif divisor is None:
         inputs = backend.asarray(dataset.inputs.astype(dtype, copy=False), dtype=backend.dtype(dtype))
     else:
         inputs = backend.asarray(dataset.inputs, dtype=xp.uint8)
@@ -415,7 +421,7 @@ def to_device(
     else:
         host = np.argmax(labels, axis=1) if labels.ndim == 2 else labels
         targets = backend.asarray(_int_labels(host, name, n_out), dtype=xp.int64)
-    device = DeviceData(inputs=inputs, targets=targets, n=dataset.n, divisor=dataset.divisor)
+    device = DeviceData(inputs=inputs, targets=targets, n=dataset.n, divisor=divisor)
     if isinstance(data, (Dataset, BookPairs)):
         dataset._device[key] = device
     return device
