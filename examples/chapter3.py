@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     cut = (lambda e: max(1, e // 30)) if args.quick else (lambda e: e)
 
     started = time.perf_counter()
+    load_before = os.getloadavg()
     data = portable_nn.load_data_wrapper(args.data_dir, download=False)
     table = [
         Run("[784,30,10] cross-entropy", [784, 30, 10], 0.5, 0.0, cut(30), "large", "test", 95.49),
@@ -146,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Backend {net.backend.describe()}, float64, seed {args.seed}, mini-batch 10, cross-entropy cost, "
         f"{platform.processor() or platform.machine()} with {os.cpu_count()} logical cores, Python "
-        f"{sys.version.split()[0]}, NumPy {np.__version__}.",
+        f"{sys.version.split()[0]}, NumPy {np.__version__}.  Load average (1, 5, 15 min) at the start "
+        f"{', '.join(f'{v:.1f}' for v in load_before)}, at the end {', '.join(f'{v:.1f}' for v in os.getloadavg())}: "
+        "the machine is shared, so s/epoch is what this run saw, not a benchmark (see docs/benchmarks.md).",
         "The data is the local MNIST copy (`../shared/data/mnist`), which differs from the book's pickle by at "
         "most one grey level per pixel (about 3% of pixels); training uses the first 50,000 training images, "
         "validation the last 10,000, as in the book.",
