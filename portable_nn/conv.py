@@ -157,9 +157,13 @@ def col2im(cols: Array, h: int, w: int, kh: int, kw: int) -> Array:
     grid = xp.reshape(cols, (n, c, kh * kw, oh, ow))
     total = None
     for a in range(kh):
+        # Shift along the columns first (small (n, c, oh, w) arrays), then once along the rows.
+        row = None
         for b in range(kw):
-            shifted = pad_hw(grid[:, :, a * kw + b, :, :], a, kh - 1 - a, b, kw - 1 - b)
-            total = shifted if total is None else total + shifted
+            shifted = pad_hw(grid[:, :, a * kw + b, :, :], 0, 0, b, kw - 1 - b)
+            row = shifted if row is None else row + shifted
+        shifted = pad_hw(row, a, kh - 1 - a, 0, 0)
+        total = shifted if total is None else total + shifted
     return total
 
 
@@ -231,7 +235,8 @@ def conv_backward(
         if tuple(patches.shape) != (n, c * kh * kw, oh * ow):
             raise ValueError(f"patches have shape {tuple(patches.shape)}, expected {(n, c * kh * kw, oh * ow)}")
     d = xp.reshape(delta, (n, f, oh * ow))
-    grad_w_flipped = xp.tensordot(d, patches, axes=((0, 2), (0, 2)))  # (f, c*kh*kw)
+    # (n, f, P) @ (n, P, K) summed over the batch: much faster in NumPy than tensordot's copies.
+    grad_w_flipped = xp.sum(d @ xp.matrix_transpose(patches), axis=0)  # (f, c*kh*kw)
     grad_w = xp.flip(xp.reshape(grad_w_flipped, (f, c, kh, kw)), axis=(2, 3))
     grad_b = xp.sum(delta, axis=(0, 2, 3))
     if not need_grad_x:
@@ -254,19 +259,19 @@ class MaxPoolCache(NamedTuple):
     pool: tuple[int, int]
 
 
-def _windows(x: Array, oh: int, ph: int, ow: int, pw: int) -> Array:
-    """``x (n, c, h, w)`` cropped to whole windows, as ``(n, c, oh, ph, ow, pw)``."""
-    xp = array_api_compat.array_namespace(x)
-    n, c = x.shape[0], x.shape[1]
-    return xp.reshape(x[:, :, : oh * ph, : ow * pw], (n, c, oh, ph, ow, pw))
+def _window_slices(x: Array, oh: int, ph: int, ow: int, pw: int) -> list[list[Array]]:
+    """``[a][b] -> x[:, :, a::ph, b::pw]`` cut to ``(n, c, oh, ow)``: element ``(a, b)`` of every window."""
+    return [[x[:, :, a : oh * ph : ph, b : ow * pw : pw] for b in range(pw)] for a in range(ph)]
 
 
 def maxpool_forward(x: Array, ph: int, pw: int) -> tuple[Array, MaxPoolCache]:
     """Max over non-overlapping ``ph x pw`` windows, Theano ``pool_2d(ignore_border=True)``.
 
     ``x (n, c, h, w)`` -> ``(out (n, c, h // ph, w // pw), cache)``; the last
-    ``h % ph`` rows and ``w % pw`` columns are ignored.  One reshape and one
-    ``xp.max`` over the two window axes; dtype and device of ``x``.
+    ``h % ph`` rows and ``w % pw`` columns are ignored.  Computed as the
+    elementwise ``xp.maximum`` of the ``ph*pw`` strided slices
+    ``x[:, :, a::ph, b::pw]`` (in NumPy some 40x faster than ``xp.max`` over
+    the two size-2 axes of a 6-D reshape); dtype and device of ``x``.
     """
     if x.ndim != 4:
         raise ValueError(f"maxpool expects x of shape (n, c, h, w); got {tuple(x.shape)}")
@@ -274,8 +279,10 @@ def maxpool_forward(x: Array, ph: int, pw: int) -> tuple[Array, MaxPoolCache]:
     if not (1 <= ph <= h and 1 <= pw <= w):
         raise ValueError(f"pool {ph}x{pw} does not fit in a {h}x{w} map")
     xp = array_api_compat.array_namespace(x)
-    oh, ow = h // ph, w // pw
-    out = xp.max(_windows(x, oh, ph, ow, pw), axis=(3, 5))
+    out = None
+    for row in _window_slices(x, h // ph, ph, w // pw, pw):
+        for part in row:
+            out = part if out is None else xp.maximum(out, part)
     return out, MaxPoolCache(x, out, (ph, pw))
 
 
@@ -284,8 +291,10 @@ def maxpool_backward(delta: Array, cache: MaxPoolCache) -> Array:
 
     Each window's gradient goes to every position holding the window's
     maximum (ties each get the full ``delta``, as Theano's ``MaxPoolGrad``);
-    all other positions, and the ignored border, get 0.  The mask comes from
-    an ``==`` comparison of the input with the broadcast maxima.
+    all other positions, and the ignored border, get 0.  The mask of slice
+    ``(a, b)`` is ``x[:, :, a::ph, b::pw] == out``; the ``ph*pw`` routed slices
+    are interleaved back with two ``xp.stack`` and one reshape, then the
+    dropped border is zero-padded (:func:`pad_hw`).
     """
     x, out, (ph, pw) = cache
     xp = array_api_compat.array_namespace(delta, x)
@@ -293,7 +302,9 @@ def maxpool_backward(delta: Array, cache: MaxPoolCache) -> Array:
     oh, ow = out.shape[2], out.shape[3]
     if tuple(delta.shape) != (n, c, oh, ow):
         raise ValueError(f"delta has shape {tuple(delta.shape)}, expected {(n, c, oh, ow)}")
-    mask = _windows(x, oh, ph, ow, pw) == xp.reshape(out, (n, c, oh, 1, ow, 1))
-    routed = xp.astype(mask, delta.dtype) * xp.reshape(delta, (n, c, oh, 1, ow, 1))
-    grad = xp.reshape(routed, (n, c, oh * ph, ow * pw))
+    rows = [
+        xp.stack([xp.astype(part == out, delta.dtype) * delta for part in row], axis=-1)  # (n, c, oh, ow, pw)
+        for row in _window_slices(x, oh, ph, ow, pw)
+    ]
+    grad = xp.reshape(xp.stack(rows, axis=3), (n, c, oh * ph, ow * pw))  # stacked (n, c, oh, ph, ow, pw)
     return pad_hw(grad, 0, h - oh * ph, 0, w - ow * pw)

@@ -27,10 +27,9 @@ from portable_nn.conv import (
     pad_hw,
 )
 
-#: (n, c, h, w, f, kh, kw): c = 1 and c > 1, n > 1, square and non-square
-#: kernels, a 1x1 kernel and a kernel as large as the image.
+#: (n, c, h, w, f, kh, kw): c = 1 and c > 1, n = 1 and n > 1, square and
+#: non-square kernels, a 1x1 kernel and a kernel as large as the image.
 CONV_SHAPES = [
-    (1, 1, 5, 5, 1, 3, 3),
     (2, 3, 7, 6, 4, 3, 2),
     (3, 2, 6, 8, 2, 1, 4),
     (2, 1, 4, 5, 3, 4, 5),
@@ -51,6 +50,12 @@ DTYPES = ("float64", "float32")
 
 def _ids(shapes):
     return ["x".join(map(str, s)) for s in shapes]
+
+
+def _grid(shapes):
+    """``(shape, dtype)``: float64 for every shape, float32 for the first (JAX compiles per shape)."""
+    cases = [(shape, "float64") for shape in shapes] + [(shapes[0], "float32")]
+    return [pytest.param(shape, dtype, id=f"{_ids([shape])[0]}-{dtype}") for shape, dtype in cases]
 
 
 def _random(shape, seed, dtype="float64"):
@@ -115,6 +120,20 @@ def ref_maxpool_grad(x, ph, pw, delta):
     return gx
 
 
+def run(backend, fn, *arrays, **options):
+    """``fn(*arrays, **options)``; for JAX traced by ``jax.jit``.
+
+    Every function must be traceable anyway, and one compilation per shape is
+    far quicker than JAX's eager mode compiling each small op separately.
+    Only arrays (and tuples of them) come back from a jitted call.
+    """
+    if backend.name == "jax":
+        import jax
+
+        return jax.jit(lambda *a: fn(*a, **options))(*arrays)
+    return fn(*arrays, **options)
+
+
 def numeric_grad(loss, arrays, name, h=1e-6):
     """Central differences of the host scalar ``loss(**arrays)`` with respect to ``arrays[name]``."""
     arrays = {k: v.copy() for k, v in arrays.items()}
@@ -148,28 +167,21 @@ def test_loop_reference_is_true_convolution(shape):
 
 
 # -- forward ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", CONV_SHAPES, ids=_ids(CONV_SHAPES))
-def test_im2col_matches_loops(backend, dtype, shape):
-    n, c, h, w, _, kh, kw = shape
-    x = _random((n, c, h, w), 3, dtype)
-    patches = im2col(backend.asarray(x, backend.dtype(dtype)), kh, kw)
-    assert_close(patches, ref_im2col(x, kh, kw), backend, dtype, tol=0.0)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", CONV_SHAPES, ids=_ids(CONV_SHAPES))
-def test_conv_forward_matches_theano_conv2d_loops(backend, dtype, shape):
+@pytest.mark.parametrize(("shape", "dtype"), _grid(CONV_SHAPES))
+def test_conv_forward_and_im2col_match_theano_conv2d_loops(backend, shape, dtype):
     n, c, h, w, f, kh, kw = shape
     x, k, b = _random((n, c, h, w), 4, dtype), _random((f, c, kh, kw), 5, dtype), _random((f,), 6, dtype)
-    dt = backend.dtype(dtype)
-    xb, kb, bb = (backend.asarray(a, dt) for a in (x, k, b))
     assert conv_output_shape(x.shape, k.shape) == (n, f, h - kh + 1, w - kw + 1)
-    assert_close(conv_forward(xb, kb), ref_conv2d(x, k), backend, dtype)
-    assert_close(conv_forward(xb, kb, bb), ref_conv2d(x, k, b), backend, dtype)
-    out, patches = conv_forward_with_patches(xb, kb, bb)
-    assert_close(out, ref_conv2d(x, k, b), backend, dtype)
+    dt = backend.dtype(dtype)
+    no_bias, with_bias, patches = run(
+        backend,
+        lambda x, k, b: (conv_forward(x, k), *conv_forward_with_patches(x, k, b)),
+        *(backend.asarray(a, dt) for a in (x, k, b)),
+    )
+    assert_close(no_bias, ref_conv2d(x, k), backend, dtype)
+    assert_close(with_bias, ref_conv2d(x, k, b), backend, dtype)
     assert_close(patches, ref_im2col(x, kh, kw), backend, dtype, tol=0.0)
+    assert_close(run(backend, im2col, backend.asarray(x, dt), kh=kh, kw=kw), ref_im2col(x, kh, kw), backend, dtype, 0.0)
 
 
 def test_conv_forward_is_torch_cross_correlation_with_flipped_kernel():
@@ -183,16 +195,13 @@ def test_conv_forward_is_torch_cross_correlation_with_flipped_kernel():
     assert np.max(np.abs(ours - plain)) > 0.1
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", POOL_SHAPES, ids=_ids(POOL_SHAPES))
-def test_maxpool_forward_matches_loops_ignore_border(backend, dtype, shape):
+@pytest.mark.parametrize(("shape", "dtype"), _grid(POOL_SHAPES))
+def test_maxpool_forward_matches_loops_ignore_border(backend, shape, dtype):
     n, c, h, w, ph, pw = shape
     x = _random((n, c, h, w), 10, dtype)
-    xb = backend.asarray(x, backend.dtype(dtype))
-    out, cache = maxpool_forward(xb, ph, pw)
-    assert_close(out, ref_maxpool(x, ph, pw), backend, dtype, tol=0.0)
+    out = run(backend, lambda x: maxpool_forward(x, ph, pw)[0], backend.asarray(x, backend.dtype(dtype)))
     assert tuple(out.shape) == (n, c, h // ph, w // pw)
-    assert cache.pool == (ph, pw) and cache.x is xb and cache.out is out
+    assert_close(out, ref_maxpool(x, ph, pw), backend, dtype, tol=0.0)
 
 
 # -- adjoints and padding ---------------------------------------------------------------------
@@ -200,10 +209,10 @@ def test_maxpool_forward_matches_loops_ignore_border(backend, dtype, shape):
 def test_pad_hw_matches_numpy_pad(backend, dtype):
     x = _random((2, 3, 4, 5), 11, dtype)
     xb = backend.asarray(x, backend.dtype(dtype))
-    for pads in [(0, 0, 0, 0), (1, 0, 0, 2), (0, 3, 1, 0), (2, 1, 3, 4)]:
-        top, bottom, left, right = pads
-        expected = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
-        assert_close(pad_hw(xb, *pads), expected, backend, dtype, tol=0.0)
+    all_pads = [(0, 0, 0, 0), (1, 0, 0, 2), (0, 3, 1, 0), (2, 1, 3, 4)]
+    padded = run(backend, lambda x: tuple(pad_hw(x, *pads) for pads in all_pads), xb)
+    for (top, bottom, left, right), got in zip(all_pads, padded):
+        assert_close(got, np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right))), backend, dtype, tol=0.0)
     with pytest.raises(ValueError, match=">= 0"):
         pad_hw(xb, -1, 0, 0, 0)
 
@@ -214,7 +223,7 @@ def test_col2im_is_the_adjoint_of_im2col(backend, shape):
     n, c, h, w, _, kh, kw = shape
     x = _random((n, c, h, w), 12)
     cols = _random((n, c * kh * kw, (h - kh + 1) * (w - kw + 1)), 13)
-    back = col2im(backend.asarray(cols, backend.xp.float64), h, w, kh, kw)
+    back = run(backend, col2im, backend.asarray(cols, backend.xp.float64), h=h, w=w, kh=kh, kw=kw)
     expected = np.zeros_like(x)
     ow = w - kw + 1
     for s, ch, a, b, i, j in itertools.product(
@@ -242,9 +251,8 @@ def ref_conv_grads(x, k, delta):
     return gw, delta.sum(axis=(0, 2, 3)), gx
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", CONV_SHAPES, ids=_ids(CONV_SHAPES))
-def test_conv_backward_matches_loops(backend, dtype, shape):
+@pytest.mark.parametrize(("shape", "dtype"), _grid(CONV_SHAPES))
+def test_conv_backward_matches_loops(backend, shape, dtype):
     """grad_w, grad_b, grad_x from x or from the patches, against loops (parity within PARITY_TOL)."""
     n, c, h, w, f, kh, kw = shape
     x, k = _random((n, c, h, w), 14, dtype), _random((f, c, kh, kw), 15, dtype)
@@ -252,13 +260,15 @@ def test_conv_backward_matches_loops(backend, dtype, shape):
     dt = backend.dtype(dtype)
     xb, kb, db = (backend.asarray(a, dt) for a in (x, k, delta))
     expected = ref_conv_grads(x, k, delta)
-    for got, want in zip(conv_backward(db, xb, kb), expected):
+
+    def both_ways(d, x, k):
+        from_patches = conv_backward(d, im2col(x, kh, kw), k, need_grad_x=False)
+        assert from_patches[2] is None
+        return (*conv_backward(d, x, k), *from_patches[:2])
+
+    grads = run(backend, both_ways, db, xb, kb)
+    for got, want in zip(grads, (*expected, *expected[:2])):
         assert_close(got, want, backend, dtype)
-    _, patches = conv_forward_with_patches(xb, kb)
-    gw, gb, gx = conv_backward(db, patches, kb, need_grad_x=False)
-    assert gx is None
-    assert_close(gw, expected[0], backend, dtype)
-    assert_close(gb, expected[1], backend, dtype)
 
 
 def test_conv_backward_matches_finite_differences(backend):
@@ -291,25 +301,28 @@ def test_maxpool_backward_matches_finite_differences(backend):
     assert np.count_nonzero(expected) == r.size  # one winner per window, border untouched
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", POOL_SHAPES, ids=_ids(POOL_SHAPES))
-def test_maxpool_backward_matches_theano_with_ties(backend, dtype, shape):
+@pytest.mark.parametrize(("shape", "dtype"), _grid(POOL_SHAPES))
+def test_maxpool_backward_matches_theano_with_ties(backend, shape, dtype):
     """Small integers make many ties; every tied maximum gets the full gradient, like MaxPoolGrad."""
     n, c, h, w, ph, pw = shape
     x = np.random.default_rng(23).integers(0, 3, size=(n, c, h, w)).astype(np.float64)
     delta = _random((n, c, h // ph, w // pw), 24, dtype)
     dt = backend.dtype(dtype)
-    _, cache = maxpool_forward(backend.asarray(x, dt), ph, pw)
-    assert_close(
-        maxpool_backward(backend.asarray(delta, dt), cache), ref_maxpool_grad(x, ph, pw, delta), backend, dtype
+    grad = run(
+        backend,
+        lambda x, d: maxpool_backward(d, maxpool_forward(x, ph, pw)[1]),
+        *(backend.asarray(a, dt) for a in (x, delta)),
     )
+    assert_close(grad, ref_maxpool_grad(x, ph, pw, delta), backend, dtype)
 
 
 def test_maxpool_backward_ties_each_get_the_full_gradient(backend):
     x = np.array([[[[1.0, 3.0, 0.0, 0.0, 9.0], [3.0, 2.0, 0.0, 0.0, 9.0], [9.0, 9.0, 9.0, 9.0, 9.0]]]])
     delta = np.array([[[[10.0, 5.0]]]])
     dt = backend.xp.float64
-    out, cache = maxpool_forward(backend.asarray(x, dt), 2, 2)
+    xb = backend.asarray(x, dt)
+    out, cache = maxpool_forward(xb, 2, 2)
+    assert cache.pool == (2, 2) and cache.x is xb and cache.out is out
     assert_close(out, np.array([[[[3.0, 0.0]]]]), backend, "float64", tol=0.0)
     expected = np.array([[[[0.0, 10.0, 5.0, 5.0, 0.0], [10.0, 0.0, 5.0, 5.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0]]]])
     assert_close(maxpool_backward(backend.asarray(delta, dt), cache), expected, backend, "float64", tol=0.0)
@@ -345,15 +358,15 @@ def test_first_book_layer_parity_with_numpy(backend, dtype):
     """20 5x5 filters on 28x28 images and 2x2 pooling: every output equals the NumPy backend's."""
     x, k = _random((3, 1, 28, 28), 29, dtype), _random((20, 1, 5, 5), 30, dtype)
     delta = _random((3, 20, 12, 12), 31, dtype)
-    out, patches = conv_forward_with_patches(x, k)
-    pooled, cache = maxpool_forward(out, 2, 2)
-    expected = (out, pooled, *conv_backward(maxpool_backward(delta, cache), patches, k))
 
+    def layer(x, k, delta):
+        out, patches = conv_forward_with_patches(x, k)
+        pooled, cache = maxpool_forward(out, 2, 2)
+        return (out, pooled, *conv_backward(maxpool_backward(delta, cache), patches, k))
+
+    expected = layer(x, k, delta)  # NumPy float64 on the same (dtype-rounded) values
     dt = backend.dtype(dtype)
-    xb, kb, db = (backend.asarray(a, dt) for a in (x, k, delta))
-    out_b, patches_b = conv_forward_with_patches(xb, kb)
-    pooled_b, cache_b = maxpool_forward(out_b, 2, 2)
-    got = (out_b, pooled_b, *conv_backward(maxpool_backward(db, cache_b), patches_b, kb))
+    got = run(backend, layer, *(backend.asarray(a, dt) for a in (x, k, delta)))
     for g, e in zip(got, expected):
         assert_close(g, e, backend, dtype, tol=PARITY_TOL[dtype] * 10)
 
