@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
+import re
+import stat
+import tracemalloc
+import zipfile
 
 import numpy as np
 import pytest
 from helpers import assert_close, synthetic_problem
 
-from portable_nn import ModelFileError, Network, load, to_numpy
+from portable_nn import ModelFileError, Network, initializers, load, to_numpy
 
 SIZES = [6, 5, 3]
 
@@ -119,3 +124,204 @@ def test_failed_write_leaves_the_old_file(tmp_path, monkeypatch):
         Network(SIZES, seed=1).save(path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+
+
+# -- strict types, declared sizes, memory (issue 9, classes 4 and 6) ----------------------------------------
+def _npz_bytes(**arrays) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, allow_pickle=False, **arrays)
+    return buffer.getvalue()
+
+
+def _model_arrays(sizes=SIZES, dtype=np.float64):
+    net = Network(sizes, seed=0)
+    arrays = {"sizes": np.asarray(sizes, dtype=np.int64)}
+    arrays.update({f"weights_{i}": to_numpy(w).astype(dtype) for i, w in enumerate(net.weights)})
+    arrays.update({f"biases_{i}": to_numpy(b).astype(dtype) for i, b in enumerate(net.biases)})
+    return arrays
+
+
+def _with_npy_header(content: bytes, member: str, shape: tuple[int, ...]) -> bytes:
+    """``content`` (an npz) with ``member``'s npy header rewritten to declare ``shape`` (data unchanged)."""
+    source = zipfile.ZipFile(io.BytesIO(content))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as target:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename == member:
+                header = {"descr": "<f8", "fortran_order": False, "shape": shape}
+                buffer = io.BytesIO()
+                np.lib.format.write_array_header_1_0(buffer, header)
+                data = buffer.getvalue() + data[128:]  # np.savez's headers are 128 bytes
+            target.writestr(info.filename, data)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("member", "shape", "pattern"),
+    [
+        ("weights_0.npy", (10**6, 10**6), r"declare more than \d+ bytes|declares \d+ bytes of data"),
+        ("weights_0.npy", (2**40, 2**20), r"declare more than \d+ bytes|declares \d+ bytes of data"),
+        ("biases_1.npy", (5, 7), r"declares \d+ bytes of data but its zip entry holds"),
+    ],
+)
+def test_npz_header_claiming_terabytes_is_refused_before_allocating(tmp_path, member, shape, pattern):
+    path = tmp_path / "claims.npz"
+    path.write_bytes(_with_npy_header(_npz_bytes(**_model_arrays()), member, shape))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelFileError, match=pattern):
+            load(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20, f"{peak} bytes traced while refusing a {path.stat().st_size}-byte file"
+
+
+def test_compressed_model_over_the_parameter_limit_is_refused_before_reading(tmp_path, monkeypatch):
+    # A [784, 200, 10] model of zeros compresses to a few kB but declares 159,010 parameters; with the
+    # limit at 100,000 (as 5e7 is for a 200,000-unit layer) it is refused from its sizes alone.
+    sizes = [784, 200, 10]
+    arrays = {"sizes": np.asarray(sizes)}
+    arrays.update({f"weights_{i}": np.zeros((o, n)) for i, (n, o) in enumerate(zip(sizes[:-1], sizes[1:]))})
+    arrays.update({f"biases_{i}": np.zeros((o, 1)) for i, o in enumerate(sizes[1:])})
+    path = tmp_path / "wide.npz"
+    np.savez_compressed(path, **arrays)
+    assert path.stat().st_size < 20_000
+    monkeypatch.setenv("PORTABLE_NN_MAX_PARAMETERS", "100000")
+    tracemalloc.start()
+    try:
+        with pytest.raises(
+            ModelFileError, match=r"wide\.npz: .*159,010 weights and biases.*PORTABLE_NN_MAX_PARAMETERS"
+        ):
+            load(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, "nothing of the declared 1.3 MB may be allocated"
+    monkeypatch.setenv("PORTABLE_NN_MAX_PARAMETERS", "200000")
+    assert load(path).sizes == sizes
+
+
+def test_load_builds_no_random_weights(tmp_path, monkeypatch):
+    path = Network(SIZES, seed=0).save(tmp_path / "m.npz")
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("load() must not draw random weights")
+
+    monkeypatch.setattr(initializers, "gaussian_layers", forbidden)
+    monkeypatch.setattr(initializers, "scaled_gaussian_layers", forbidden)
+    assert load(path).sizes == SIZES
+
+
+@pytest.mark.parametrize(
+    ("mutate", "pattern"),
+    [
+        (
+            lambda d: d["weights"][0][0].__setitem__(0, "0.5"),
+            r"weights\[0\]\[0\]\[0\] is str '0\.5'; expected a number",
+        ),
+        (lambda d: d["weights"][1][2].__setitem__(1, True), r"weights\[1\]\[2\]\[1\] is bool True"),
+        (lambda d: d["biases"][0][0].__setitem__(0, False), r"biases\[0\]\[0\]\[0\] is bool False"),
+        (lambda d: d["biases"][1][0].__setitem__(0, None), r"biases\[1\]\[0\]\[0\] is NoneType"),
+        (lambda d: d["weights"][0][1].append(0.0), r"weights\[0\] row 1 has 7 numbers, row 0 has 6"),
+        (lambda d: d["weights"][0][0].__setitem__(0, [0.5]), r"weights\[0\]\[0\]\[0\] is list"),
+        (lambda d: d["weights"][0][0].__setitem__(0, 10**400), r"weights\[0\] holds an integer too large"),
+        (lambda d: d.__setitem__("sizes", {"6": 5}), r"'sizes' must be a list of ints"),
+        (lambda d: d.__setitem__("sizes", [6.0, 5, 3]), r"'sizes' must be a list of ints"),
+        (lambda d: d.__setitem__("sizes", [True, 5, 3]), r"'sizes' must be a list of ints"),
+        (lambda d: d.__setitem__("activation", {"a": 1}), r"unknown activation \{'a': 1\}"),
+        (lambda d: d.__setitem__("cost", ["QuadraticCost"]), r"unknown cost \['QuadraticCost'\]"),
+        (lambda d: d.__setitem__("sizes", [784, 200_000, 10]), r"more than the limit.*PORTABLE_NN_MAX_PARAMETERS"),
+    ],
+)
+def test_json_models_hold_only_json_numbers(tmp_path, mutate, pattern):
+    path = _write_json(tmp_path / "good.json")
+    data = json.loads(path.read_text())
+    mutate(data)
+    path.write_text(json.dumps(data))
+    with pytest.raises(ModelFileError, match=pattern):
+        load(path)
+
+
+def test_json_text_errors_name_the_file(tmp_path):
+    cases = {
+        "deep.json": "[" * 5000 + "]" * 5000,
+        "deep_objects.json": '{"a":' * 5000 + "1" + "}" * 5000,
+        "digits.json": '{"sizes": [' + "9" * 5000 + "]}",
+        "binary.json": b"\xff\xfe\x00garbage",
+        "empty.json": b"",
+    }
+    for name, content in cases.items():
+        path = tmp_path / name
+        path.write_bytes(content.encode() if isinstance(content, str) else content)
+        with pytest.raises(ModelFileError, match=re.escape(str(path))):
+            load(path)
+
+
+@pytest.mark.parametrize(
+    ("arrays", "pattern"),
+    [
+        ({"weights_0": np.full((5, 6), "0.5")}, r"weights\[0\] holds <U3, expected real numbers"),
+        ({"biases_1": np.ones((3, 1), dtype=bool)}, r"biases\[1\] holds bool"),
+        ({"weights_1": np.ones((3, 5), dtype=np.complex128)}, r"weights\[1\] holds complex128"),
+        ({"weights_0": np.ones((5, 6), dtype=np.float16)}, r"weights\[0\] is float16; expected float32 or float64"),
+        ({"sizes": np.asarray([6.0, 5.0, 3.0])}, r"'sizes' must be a 1-D integer array"),
+        ({"sizes": np.asarray([6, 0, 3])}, r"sizes must be a list of at least 2 positive ints"),
+        ({"extra": np.zeros(3)}, r"unexpected member 'extra\.npy'"),
+        ({"meta": np.asarray(json.dumps({"cost": "QuadraticCost", "activation": ["sigmoid"]}))}, r"unknown activation"),
+        ({"meta": np.zeros(10)}, r"'meta' must be one short JSON string"),
+    ],
+)
+def test_npz_models_hold_only_real_numbers(tmp_path, arrays, pattern):
+    path = tmp_path / "bad.npz"
+    path.write_bytes(_npz_bytes(**{**_model_arrays(), **arrays}))
+    with pytest.raises(ModelFileError, match=pattern):
+        load(path)
+
+
+def test_truncated_empty_and_renamed_files(tmp_path):
+    good = _npz_bytes(**_model_arrays())
+    npy = io.BytesIO()
+    np.save(npy, np.zeros((5, 6)))
+    for name, content, pattern in [
+        ("empty.npz", b"", r"the file is empty"),
+        ("half.npz", good[: len(good) // 2], r"not a readable \.npz model"),
+        ("array.npz", npy.getvalue(), r"not a readable \.npz model"),
+        ("zip.npz", _zip_with(("notes.txt", b"hello")), r"unexpected member 'notes\.txt'"),
+    ]:
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(ModelFileError, match=re.escape(str(path)) + ": " + pattern):
+            load(path)
+    directory = tmp_path / "dir.npz"
+    directory.mkdir()
+    with pytest.raises(ModelFileError, match=r"not a regular file"):
+        load(directory)
+
+
+def _zip_with(*members: tuple[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, data in members:
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+def test_save_refuses_non_finite_weights_and_writes_nothing(tmp_path):
+    net = Network(SIZES, seed=0)
+    old = Network(SIZES, seed=1).save(tmp_path / "m.npz")
+    before = old.read_bytes()
+    net.weights[1] = net.weights[1] * float("nan")
+    for name in ("m.npz", "new.json"):
+        with pytest.raises(ValueError, match=r"not saving .*layer 1 holds NaN or infinite values.*lower eta"):
+            net.save(tmp_path / name)
+    assert old.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]
+
+
+def test_saving_over_a_private_model_keeps_its_mode(tmp_path):
+    path = Network(SIZES, seed=0).save(tmp_path / "m.npz")
+    path.chmod(0o600)
+    Network(SIZES, seed=1).save(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
