@@ -114,19 +114,40 @@ def gradients(
     given (scaling the output δ once scales every gradient below it).
     ``ones`` is an ``(m, 1)`` column of ones of the network's dtype.
     """
-    a, _, activations = forward(xp, spec, weights, biases, x, keep=True)
-    delta = spec.cost.output_delta(xp, a, y, spec.output)
-    if scale is not None:
-        delta = delta * scale
-    layers = len(weights)
-    nabla_b: list[Any] = [None] * layers
-    nabla_w: list[Any] = [None] * layers
-    for layer in range(layers - 1, -1, -1):
-        if layer < layers - 1:
-            delta = (weights[layer + 1].T @ delta) * spec.hidden.prime_from_output(xp, activations[layer + 1])
-        nabla_b[layer] = _column_sum(delta, ones)
-        nabla_w[layer] = _outer(delta, activations[layer])
-    return nabla_b, nabla_w
+    return _backprop_for(xp, spec)(weights, biases, x, y, ones, scale)
+
+
+def _backprop_for(
+    xp: Any, spec: DenseSpec
+) -> Callable[[Sequence[Any], Sequence[Any], Any, Any, Any, Any], tuple[list[Any], list[Any]]]:
+    """:func:`gradients` with ``xp`` and ``spec`` bound once (the step calls it thousands of times per epoch)."""
+    hidden = spec.hidden.fn
+    hidden_prime = spec.hidden.prime_from_output
+    output, cost = spec.output, spec.cost
+
+    def backprop(
+        weights: Sequence[Any], biases: Sequence[Any], x: Any, y: Any, ones: Any, scale: Any
+    ) -> tuple[list[Any], list[Any]]:
+        activations = [x]
+        a = x
+        last = len(weights) - 1
+        for layer, (w, b) in enumerate(zip(weights, biases)):
+            z = w @ a + b
+            a = output_activation(xp, output, z) if layer == last else hidden(xp, z)
+            activations.append(a)
+        delta = cost.output_delta(xp, a, y, output)
+        if scale is not None:
+            delta = delta * scale
+        nabla_b: list[Any] = [None] * (last + 1)
+        nabla_w: list[Any] = [None] * (last + 1)
+        for layer in range(last, -1, -1):
+            if layer < last:
+                delta = (weights[layer + 1].T @ delta) * hidden_prime(xp, activations[layer + 1])
+            nabla_b[layer] = _column_sum(delta, ones)
+            nabla_w[layer] = _outer(delta, activations[layer])
+        return nabla_b, nabla_w
+
+    return backprop
 
 
 def make_step(
@@ -175,12 +196,21 @@ def make_step(
             return (1.0 - eta * decay) * w - nw, v
         return w - (eta * decay) * xp.sign(w) - nw, v
 
+    backprop = _backprop_for(xp, spec)
+    take = xp.take
+    plain = mu == 0.0 and lmbda == 0.0
+
     def step(state: State, inputs: Any, targets: Any, idx: Any, ones: Any, eta: Any) -> State:
-        x = xp.take(inputs, idx, axis=0)
+        x = take(inputs, idx, axis=0)
         if divisor is not None:
             x = xp.astype(x, dtype) / divisor
-        y = xp.take(targets, idx, axis=0)
-        nabla_b, nabla_w = gradients(xp, spec, state.weights, state.biases, x.T, y.T, ones, eta / x.shape[0])
+        y = take(targets, idx, axis=0)
+        nabla_b, nabla_w = backprop(state.weights, state.biases, x.T, y.T, ones, eta / x.shape[0])
+        if plain:  # the book's chapter-1 update, the common case
+            return State(
+                tuple([w - nw for w, nw in zip(state.weights, nabla_w)]),
+                tuple([b - nb for b, nb in zip(state.biases, nabla_b)]),
+            )
         weights, velocities_w = [], []
         for i, (w, nw) in enumerate(zip(state.weights, nabla_w)):
             new_w, v = update_weight(w, nw, state.velocities_w[i] if mu != 0.0 else None, eta)
