@@ -312,6 +312,7 @@ def _read_json(path: Path) -> tuple[list[np.ndarray], list[np.ndarray], dict[str
     for key in ("weights", "biases"):
         if not isinstance(data[key], list):
             raise ModelFileError(f"{path}: '{key}' must be nested lists of numbers (one matrix per layer)")
+    for key in ("weights", "biases"):
         if len(data[key]) != len(sizes) - 1:
             raise ModelFileError(
                 f"{path}: {len(sizes)} layers need {len(sizes) - 1} weight and bias arrays; "
