@@ -1,20 +1,26 @@
-"""portable_nn: Nielsen's MNIST network, one backprop for NumPy, CuPy and any Array API library."""
+"""portable_nn: Nielsen's networks (chapters 1, 3, 6) on NumPy, CuPy, PyTorch, JAX and any Array API library."""
 
+from . import network2
 from .backends import Backend, BackendUnavailableError, resolve_backend, to_numpy
+from .dataforms import BookPairs, Dataset
 from .mnist import load_data_wrapper, load_mnist
-from .network import EpochResult, Network
+from .network import Network
 from .serialization import ModelFileError, load
+from .training import EpochResult
 
 __all__ = [
     "Backend",
     "BackendUnavailableError",
+    "BookPairs",
+    "Dataset",
     "EpochResult",
     "ModelFileError",
     "Network",
     "load",
     "load_data_wrapper",
     "load_mnist",
+    "network2",
     "resolve_backend",
     "to_numpy",
 ]
-__version__ = "0.1.0"
+__version__ = "0.2.0"
