@@ -87,6 +87,7 @@ __all__ = [
     "read_records",
     "run_sweep",
     "train_trial",
+    "worker_status",
 ]
 
 #: Results file inside ``out``: one JSON object per finished trial.
@@ -514,6 +515,22 @@ def _worker_data(source: DataSource, arrays: Mapping[str, np.ndarray] | None) ->
     return cached, time.perf_counter() - start
 
 
+def worker_status() -> dict[str, Any]:
+    """What this process holds for sweeps: run it on every worker with ``client.run(worker_status)``.
+
+    ``data``: the data sets loaded (cache keys); ``blas_threads``: the
+    threads each BLAS/OpenMP pool uses here (``threadpoolctl``), which for a
+    local cluster is the per-worker limit.
+    """
+    status: dict[str, Any] = {"data": list(_DATA_CACHE), "pid": os.getpid()}
+    try:
+        threadpoolctl = importlib.import_module("threadpoolctl")
+        status["blas_threads"] = {i["internal_api"]: i["num_threads"] for i in threadpoolctl.threadpool_info()}
+    except ImportError:
+        status["blas_threads"] = None
+    return status
+
+
 # -- the task run on a worker -----------------------------------------------------------------
 
 
@@ -915,7 +932,7 @@ def _lock(out: Path) -> Any:
     return handle
 
 
-def _check_options(search: str, trials: int | None, metric: str, space: Mapping[str, ParamSpec]) -> None:
+def check_options(search: str, trials: int | None, metric: str, space: Mapping[str, ParamSpec]) -> None:
     if search not in SEARCHES:
         raise SweepSpecError(f"--search must be one of {', '.join(SEARCHES)}; got {search!r}")
     if metric not in METRICS:
@@ -1023,7 +1040,7 @@ def run_sweep(
     from optuna.trial import TrialState
 
     specs = parse_space(space)
-    _check_options(search, trials, metric, specs)
+    check_options(search, trials, metric, specs)
     if min(train_size, validation_size, test_size) < 1:
         raise SweepSpecError("train, validation and test sizes must be at least 1")
     out_dir = Path(out)
@@ -1135,7 +1152,10 @@ def run_sweep(
                             in_flight[future] = (trial, params, config, time.perf_counter(), ask_seconds)
                             to_submit -= 1
                         progress_bar.update(None, len(in_flight))
-                        finished = wait(list(in_flight), timeout=1.0, return_when="FIRST_COMPLETED").done
+                        try:
+                            finished = wait(list(in_flight), timeout=1.0, return_when="FIRST_COMPLETED").done
+                        except TimeoutError:  # nothing finished within a second: refresh and wait again
+                            finished = set()
                         for future in finished:
                             trial, params, config, submitted, ask_seconds = in_flight.pop(future)
                             roundtrip = time.perf_counter() - submitted
