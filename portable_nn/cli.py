@@ -11,12 +11,16 @@ permission, a full disk, a model that does not fit the data) is one line on
 stderr naming the file or flag, exit status 2 for usage errors and 1 for the
 rest; ``--debug`` (or ``PORTABLE_NN_DEBUG=1``) shows the traceback instead.
 Ctrl-C or SIGTERM stop training at the next mini-batch: what is saved is the
-network at the end of the last completed epoch (exit status 130).
+network at the end of the last completed epoch, and nothing at all when no
+epoch completed (exit status 128 + the signal number: 130 for Ctrl-C, 143 for
+SIGTERM).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import importlib.util
 import os
 import shutil
 import signal
@@ -29,7 +33,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from . import __version__
+from . import __version__, limits
 from .atomic import OutputPathError, check_writable, fallback_path
 from .backends import KNOWN_BACKENDS, BackendUnavailableError
 from .costs import COST_ALIASES
@@ -42,7 +46,7 @@ from .mnist import DATA_ENV, FILES, load_mnist, resolve_data_dir
 from .network2 import Network
 from .serialization import ModelFileError, load
 from .training import EpochResult
-from .validation import check_sizes
+from .validation import check_sizes, max_parameters
 
 #: Exceptions that mean "the user's input or environment is wrong", not "the program is wrong":
 #: each ends a command with one line on stderr and exit status 1.
@@ -240,6 +244,9 @@ class _EpochPrinter:
     def __init__(self, net: Network, epochs: int, n_train: int, quiet: bool) -> None:
         self.net, self.epochs, self.n_train, self.quiet = net, epochs, n_train, quiet
         self.history: list[EpochResult] = []
+        #: The last completed epoch and the parameters it ended with, assigned in one statement so a
+        #: second Ctrl-C (which raises anywhere) can never leave them out of step with each other.
+        self.committed: tuple[EpochResult, list[Any], list[Any]] | None = None
         self.bar: Any = None
         self.use_bar = not quiet and sys.stderr.isatty() and _tqdm() is not None
 
@@ -258,6 +265,8 @@ class _EpochPrinter:
             self.bar.update(m)
 
     def on_epoch(self, result: EpochResult) -> None:
+        # Arrays are never updated in place (every step rebinds), so keeping references is a snapshot.
+        self.committed = (result, list(self.net.weights), list(self.net.biases))
         self.close()
         self.history.append(result)
         if not self.quiet:
@@ -282,6 +291,21 @@ class _EpochPrinter:
             self.bar.close()
             self.bar = None
 
+    def restore_committed(self) -> None:
+        """Put the network and the history back to the end of the last completed epoch.
+
+        An interrupt can land between the training core committing an epoch's
+        parameters and ``on_epoch`` being called (or inside it); the network may
+        then hold parameters that no printed line or history row describes.
+        """
+        if self.committed is None:
+            self.history.clear()
+            return
+        result, self.net.weights, self.net.biases = self.committed
+        if result not in self.history:
+            self.history.append(result)
+        del self.history[self.history.index(result) + 1 :]
+
     def summary(self) -> str:
         if not self.history:
             return "no epoch completed"
@@ -299,7 +323,9 @@ class _EpochPrinter:
 def _tqdm() -> Any:
     try:
         from tqdm import tqdm
-    except ModuleNotFoundError:
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] != "tqdm":
+            raise  # tqdm is there but broken: a bug to show, not a missing extra
         return None
     return tqdm
 
@@ -309,10 +335,17 @@ class _StopRequest:
 
     def __init__(self) -> None:
         self.signal_name: str | None = None
+        self.signum = 0
+
+    @property
+    def status(self) -> int:
+        """The exit status for the signal received: 128 + its number (130 for SIGINT, 143 for SIGTERM)."""
+        return 128 + (self.signum or signal.SIGINT)
 
     def _handler(self, signum: int, frame: FrameType | None) -> None:
         if self.signal_name is not None:
             raise KeyboardInterrupt
+        self.signum = signum
         self.signal_name = signal.Signals(signum).name
         print(f"\n{self.signal_name}: stopping at the next mini-batch (again to stop at once)", file=sys.stderr)
 
@@ -346,6 +379,8 @@ def _check_outputs(args: argparse.Namespace, inputs: Sequence[Path]) -> dict[str
             outputs[option] = check_writable(path, f"{option} file")
         except OutputPathError as exc:
             raise CommandError(str(exc), 2) from exc
+    if "--plot" in outputs and importlib.util.find_spec("matplotlib") is None:
+        raise CommandError('--plot needs matplotlib: pip install "portable-nn[plot]" (or leave out --plot)')
     seen: dict[Path, str] = {}
     for option, path in outputs.items():
         if path in seen:
@@ -420,6 +455,9 @@ def _write_outputs(outputs: dict[str, Path], net: Network, history: list[EpochRe
         kind, write = writers[option]
         try:
             print(f"saved {kind} to {write(path)}")
+        except ValueError as exc:  # save() refuses non-finite weights; the old file stays
+            status = 1
+            print(f"portable-nn train: error: {option}: {exc}; {path} was left as it was", file=sys.stderr)
         except OSError as exc:
             status = 1
             reason = exc.strerror or str(exc)
@@ -436,10 +474,10 @@ def _write_outputs(outputs: dict[str, Path], net: Network, history: list[EpochRe
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    outputs = _check_outputs(args, _mnist_inputs(args))
-    space = _check_space(outputs, args.sizes, args.dtype)
     stop = _StopRequest()
-    with stop.installed():
+    with stop.installed():  # from the start: a signal during the checks or loading also ends cleanly
+        outputs = _check_outputs(args, _mnist_inputs(args))
+        space = _check_space(outputs, args.sizes, args.dtype)
         net = _build_network(args)
         train, evaluation = _training_data(args)
         if not args.quiet:
@@ -460,9 +498,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RuntimeWarning)
             try:
+                stop.check()
                 if args.epochs:
                     printer.start_epoch()
-                stop.check()
                 net.SGD(
                     train, args.epochs, args.batch_size, args.eta, args.lmbda, evaluation,
                     "evaluation-cost" in args.monitor, True, "training-cost" in args.monitor,
@@ -474,29 +512,30 @@ def cmd_train(args: argparse.Namespace) -> int:
                 interrupted = True
             finally:
                 printer.close()
+        printer.restore_committed()
         for warning in caught:
             print(f"portable-nn train: warning: {warning.message} (--eta)", file=sys.stderr)
         if interrupted:
             print(
-                f"\ninterrupted after {len(printer.history)} complete epoch(s), {time.perf_counter() - start:.1f} s",
+                f"\ninterrupted ({stop.signal_name or 'SIGINT'}) after {len(printer.history)} complete epoch(s), "
+                f"{time.perf_counter() - start:.1f} s",
                 file=sys.stderr,
             )
-        print(printer.summary())
+        print(printer.summary(), flush=True)
         if not printer.history:
             if outputs:
                 print("nothing written: no epoch completed (existing files are untouched)")
-            return 130 if interrupted else 0
+            return stop.status if interrupted else 0
         if interrupted and outputs:
             print(f"the files hold the network as it was after epoch {printer.history[-1].epoch + 1}, as summarised")
-        try:
-            status = _write_outputs(outputs, net, printer.history)
-        except ValueError as exc:  # non-finite weights are refused by save()
-            raise CommandError(str(exc)) from exc
-    return 130 if interrupted or stop.signal_name else status
+        status = _write_outputs(outputs, net, printer.history)
+    return stop.status if interrupted or stop.signal_name else status
 
 
 # -- the other commands ----------------------------------------------------------------------------------
 def _load_for_mnist(args: argparse.Namespace) -> Any:
+    if args.model.suffix.lower() not in (".npz", ".json"):
+        raise CommandError(f"--model must end in .npz or .json; got {str(args.model)!r}", 2)
     net = load(args.model, args.backend, dtype=args.dtype)
     if net.sizes[0] != 784 or net.sizes[-1] != 10:
         raise CommandError(
@@ -509,6 +548,8 @@ def _load_for_mnist(args: argparse.Namespace) -> Any:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     net = _load_for_mnist(args)
     _, (test_x, test_y) = load_mnist(args.data_dir, download=not args.no_download, dtype="uint8")
+    if len(test_y) == 0:
+        raise CommandError(f"{resolve_data_dir(args.data_dir)}: the MNIST test set is empty")
     count = getattr(net, "accuracy", None) or net.evaluate  # network2.Network or network.Network
     correct = count(Dataset(test_x, test_y, divisor=255.0))
     print(f"{correct} / {len(test_y)} ({100 * correct / len(test_y):.2f}%) {args.model} on {net.backend.describe()}")
@@ -522,12 +563,19 @@ def read_digit_image(path: Path) -> Any:
     try:
         from PIL import Image
     except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] != "PIL":
+            raise  # Pillow is there but broken: a bug to show, not a missing extra
         raise OptionalDependencyError('predict needs Pillow: pip install "portable-nn[images]"') from exc
     try:
-        with Image.open(path) as image:
-            grey = np.asarray(image.convert("L").resize((28, 28)), dtype=np.float64) / 255.0
-    except Image.DecompressionBombError as exc:
-        raise CommandError(f"{path}: refused, the image is too large ({exc})") from exc
+        with warnings.catch_warnings():
+            # Pillow only warns between MAX_IMAGE_PIXELS and twice that; refuse those too.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                grey = np.asarray(image.convert("L").resize((28, 28)), dtype=np.float64) / 255.0
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise CommandError(
+            f"{path}: refused, the image is too large ({exc}); a digit image needs only 28x28 pixels"
+        ) from exc
     except (OSError, ValueError) as exc:  # UnidentifiedImageError is an OSError
         raise CommandError(f"{path}: cannot read the image ({exc})") from exc
     if grey.mean() > 0.5:  # dark digit on a light background: invert to MNIST's convention
@@ -566,12 +614,42 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+#: What to do about an operating-system error, by errno.
+_ERRNO_HINTS = {
+    errno.EACCES: "check its permissions or choose another path",
+    errno.EPERM: "check its permissions or choose another path",
+    errno.ENOENT: "check the path",
+    errno.ENOTDIR: "check the path",
+    errno.EISDIR: "give the path of a file, not a directory",
+    errno.ENOSPC: "free some disk space or choose another location",
+    errno.EDQUOT: "free some disk space or choose another location",
+    errno.EROFS: "the filesystem is read-only; choose a writable location",
+    errno.EIO: "the file cannot be read (damaged disk or special file); choose another",
+}
+
+
 def _describe(exc: BaseException) -> str:
+    """One line for an expected error: what went wrong, naming the file, and what to do."""
     if isinstance(exc, MemoryError):
         return "out of memory (a network or data set too large for this machine?)"
-    if isinstance(exc, OSError) and exc.filename is not None and not str(exc).startswith(str(exc.filename)):
-        return f"{exc.filename}: {exc.strerror or exc}"
-    return str(exc)
+    text = str(exc)
+    if isinstance(exc, OSError) and not isinstance(exc, OutputPathError):
+        if exc.filename is not None and not text.startswith(str(exc.filename)):
+            text = f"{exc.filename}: {exc.strerror or exc}"
+        hint = _ERRNO_HINTS.get(exc.errno or 0)
+        if hint is not None and hint not in text:
+            text = f"{text} ({hint})"
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _check_environment() -> None:
+    """The limits set in the environment parse (a typo is a usage error, not a silent default)."""
+    try:
+        for limit in limits.ALL:
+            limit.value()
+        max_parameters()
+    except ValueError as exc:
+        raise CommandError(str(exc), 2) from exc
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -586,15 +664,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "plot": cmd_plot,
     }
     try:
+        _check_environment()
         return commands[args.command](args)
     except CommandError as exc:
         if debug:
             raise
+        message = _describe(exc)
         if exc.status == 2:  # a usage error, reported the way argparse reports its own
             parser.print_usage(sys.stderr)
-            print(f"portable-nn {args.command}: error: {exc}", file=sys.stderr)
+            print(f"portable-nn {args.command}: error: {message}", file=sys.stderr)
             raise SystemExit(2) from None
-        print(f"portable-nn {args.command}: error: {exc}", file=sys.stderr)
+        print(f"portable-nn {args.command}: error: {message}", file=sys.stderr)
         return exc.status
     except EXPECTED_ERRORS as exc:
         if debug:
