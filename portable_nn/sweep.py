@@ -886,7 +886,19 @@ def dask_client(
     threads = threads_per_worker or max(1, cores // n)
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
     environ.update(_blas_env(threads))
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+    # Dask sets MALLOC_TRIM_THRESHOLD_=65536, which also turns off glibc's dynamic mmap threshold: every
+    # weight-sized temporary of a training step is then mmapped and unmapped (page faults, system time).
+    environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    # The worker's statistical profiler samples the task thread's stack every 10 ms, taking the GIL from a
+    # training loop made of many small NumPy calls; measured here it made trials several times slower.
+    # The event loop's 20 ms tick and the 0.5 s system monitor also wake a thread that competes for the GIL.
+    settings = {
+        "distributed.nanny.pre-spawn-environ": environ,
+        "distributed.worker.profile.enabled": False,
+        "distributed.admin.tick.interval": "1s",
+        "distributed.admin.system-monitor.interval": "5s",
+    }
+    with dask.config.set(settings):
         cluster = LocalCluster(
             n_workers=n,
             threads_per_worker=1,
