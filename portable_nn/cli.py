@@ -465,11 +465,17 @@ def _write_outputs(outputs: dict[str, Path], net: Network, history: list[EpochRe
                 rescue = fallback_path(path, f"{option} file")
                 write(rescue)
             except OSError as again:
-                print(f"portable-nn train: error: could not write {option} {path} ({reason}), nor a fallback ({again})",
-                      file=sys.stderr)  # fmt: skip
+                print(
+                    f"portable-nn train: error: could not write {option} {path} ({reason}), "
+                    f"nor a fallback ({_describe(again)})",
+                    file=sys.stderr,
+                )
                 continue
-            print(f"portable-nn train: error: could not write {option} {path} ({reason}); saved the {kind} to "
-                  f"{rescue} instead", file=sys.stderr)  # fmt: skip
+            print(
+                f"portable-nn train: error: could not write {option} {path} ({reason}); "
+                f"saved the {kind} to {rescue} instead",
+                file=sys.stderr,
+            )
     return status
 
 
