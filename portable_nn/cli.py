@@ -231,9 +231,17 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="image files (any size; greyscaled)")
     _add_backend_options(predict, None)
 
-    plot = commands.add_parser("plot", help="draw a history file's accuracy and cost curves to a PNG")
-    plot.add_argument("history", type=Path, help="history file from train --history (.json or .csv)")
+    plot = commands.add_parser(
+        "plot", help="draw a history file's accuracy and cost curves, or a sweep directory's results, to a PNG"
+    )
+    plot.add_argument(
+        "history", type=Path, help="history file from train --history (.json or .csv), or a sweep --out directory"
+    )
     plot.add_argument("-o", "--output", type=Path, required=True, help="PNG to write")
+
+    from .sweep_cli import add_sweep_parser  # imports neither Dask nor Optuna
+
+    add_sweep_parser(commands)
     return parser
 
 
@@ -609,6 +617,11 @@ def cmd_plot(args: argparse.Namespace) -> int:
         output = check_writable(args.output, "-o/--output file")
     except OutputPathError as exc:
         raise CommandError(str(exc), 2) from exc
+    if args.history.is_dir():  # a sweep's --out directory
+        from .sweep_cli import plot_sweep
+
+        print(f"wrote plot to {plot_sweep(args.history, output)}")
+        return 0
     if args.history.exists() and output.exists() and os.path.samefile(args.history, output):
         raise CommandError(f"-o/--output {output} is the input file; choose another name", 2)
     rows = read_history(args.history)
@@ -658,6 +671,12 @@ def _check_environment() -> None:
         raise CommandError(str(exc), 2) from exc
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep_cli import cmd_sweep  # Dask and Optuna are imported only here
+
+    return cmd_sweep(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
@@ -668,6 +687,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "evaluate": cmd_evaluate,
         "predict": cmd_predict,
         "plot": cmd_plot,
+        "sweep": _cmd_sweep,
     }
     try:
         _check_environment()
