@@ -90,7 +90,24 @@ class QuadraticCost(Cost):
         return 0.5 * xp.sum(d * d)
 
 
-class CrossEntropyCost(Cost):
+class _MatchedCost(Cost):
+    """A cost paired with the output layer that makes its output δ simply ``a − y``.
+
+    (Cross-entropy with sigmoid outputs, log-likelihood with softmax: the σ'
+    factor cancels, so learning never slows down on saturation.)
+    """
+
+    @staticmethod
+    def delta(z: Any, a: Any, y: Any) -> Any:
+        """``a − y``."""
+        return a - y
+
+    @classmethod
+    def output_delta(cls, xp: Any, a: Any, y: Any, output: Activation | str) -> Any:
+        return a - y
+
+
+class CrossEntropyCost(_MatchedCost):
     """``C = −Σ [y ln a + (1 − y) ln(1 − a)]`` for sigmoid outputs (chapter 3)."""
 
     name = "CrossEntropyCost"
@@ -111,22 +128,13 @@ class CrossEntropyCost(Cost):
         a = xp.clip(a, eps, 1.0 - eps)
         return -xp.sum(y * xp.log(a) + (1.0 - y) * xp.log(1.0 - a))
 
-    @staticmethod
-    def delta(z: Any, a: Any, y: Any) -> Any:
-        """``a − y``: the σ' factor cancels, so learning never slows down on saturation."""
-        return a - y
-
-    @classmethod
-    def output_delta(cls, xp: Any, a: Any, y: Any, output: Activation | str) -> Any:
-        return a - y
-
     @classmethod
     def from_z(cls, xp: Any, z: Any, y: Any, output: Activation | str) -> Any:
         """``Σ softplus(z) − y·z``, the same cost written with ``ln σ(z) = −softplus(−z)``."""
         return xp.sum(_softplus(xp, z) - y * z)
 
 
-class LogLikelihoodCost(Cost):
+class LogLikelihoodCost(_MatchedCost):
     """``C = −ln a_y`` for a softmax output layer (chapter 3's softmax, chapter 6's output)."""
 
     name = "LogLikelihoodCost"
@@ -138,15 +146,6 @@ class LogLikelihoodCost(Cost):
         xp = _xp(a, y)
         eps = float(xp.finfo(a.dtype).eps)
         return -xp.sum(y * xp.log(xp.clip(a, eps, 1.0)))
-
-    @staticmethod
-    def delta(z: Any, a: Any, y: Any) -> Any:
-        """``a − y`` for softmax outputs."""
-        return a - y
-
-    @classmethod
-    def output_delta(cls, xp: Any, a: Any, y: Any, output: Activation | str) -> Any:
-        return a - y
 
     @classmethod
     def from_z(cls, xp: Any, z: Any, y: Any, output: Activation | str) -> Any:
