@@ -71,6 +71,8 @@ class DenseNetwork:
         self._ones_cache: dict[int, Any] = {}
         self._compiled: dict[tuple[Any, ...], tuple[Callable[..., State], Any]] = {}
         self._velocities: tuple[tuple[Any, ...], tuple[Any, ...]] | None = None
+        #: Fraction of output activations within machine epsilon of 0 or 1 at the last evaluation.
+        self.output_saturation = 0.0
 
     def _set_host_parameters(self, biases: Sequence[np.ndarray], weights: Sequence[np.ndarray]) -> None:
         self.biases = [self._from_host(b) for b in biases]
