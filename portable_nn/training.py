@@ -165,6 +165,7 @@ def sgd(
     rules: StopRules = StopRules(),
     on_batch: Callable[[int], None] | None = None,
     on_epoch: Callable[[EpochResult], None] | None = None,
+    before_epoch: Callable[[int], DeviceData | None] | None = None,
 ) -> list[EpochResult]:
     """Run up to ``epochs`` epochs of mini-batch SGD on resident data; returns one result per epoch.
 
@@ -172,7 +173,11 @@ def sgd(
     network holds that epoch's parameters; it evaluates, prints and returns
     the :class:`EpochResult`.  ``on_batch(m)`` is called after each mini-batch
     is queued (once per epoch for a compiled epoch; it must not read device
-    arrays); ``on_epoch(result)`` after each epoch.
+    arrays); ``on_epoch(result)`` after each epoch.  ``before_epoch(j)``, if
+    given, runs at the start of epoch ``j`` (its time counts in the epoch's
+    ``seconds``, before the order is drawn) and may return the training data
+    to use from then on (same ``n``; e.g. ``network3`` attaching the epoch's
+    dropout masks to the targets).
 
     Warns once (``RuntimeWarning``, naming ``eta``) if training diverges: the
     weights become non-finite, or (when the facade evaluates) at least 99% of
@@ -186,6 +191,10 @@ def sgd(
     eta0, warned = eta, False
     for j in range(epochs):
         start = time.perf_counter()
+        if before_epoch is not None:
+            fresh = before_epoch(j)
+            if fresh is not None:
+                runner.train = fresh
         order = backend.asarray(initializers.permutation(net._rng, train.n))
         state = runner.run(net._get_state(mu != 0.0), order, eta, on_batch)
         finite = _all_finite(backend.xp, state)
