@@ -157,7 +157,29 @@ def report() -> None:
             f"{first['machine']}; OPENBLAS_NUM_THREADS={first['blas_threads']}; the two cores were shared with "
             "other jobs (the load column: 1-minute load average when the row started → mean over its epochs).",
         ]
-    lines += ["", "## Closing note", ""]
+    lines += [
+        "",
+        "## How the numbers were made",
+        "",
+        "- Convolution: Theano's `conv2d` as the book used it (true convolution, kernel flipped), as "
+        "patches-times-filters (`portable_nn.conv`: im2col from strided slices, one matmul per layer per "
+        "mini-batch); max-pooling `pool_2d(ignore_border=True)` from strided slices and `maximum`, its backward "
+        "pass routing the gradient to every tied maximum as Theano's `MaxPoolGrad` does.",
+        "- L2: the book's `0.5·λ·Σ‖w‖²/num_training_batches` over every layer's `w` (conv filters included), "
+        "`num_training_batches = n // mini_batch_size`, i.e. `w ← (1 − η·λ/num_training_batches)·w − (η/m)·Σ∇w`.",
+        "- Dropout (ch6-dropout): Bernoulli(1 − p) masks on the inputs of the fully connected and softmax layers, "
+        "drawn per epoch on the host from the network's NumPy generator, packed 8 per byte and moved to the "
+        "device once per epoch; evaluation multiplies `x·w` by `1 − p` as the book does.",
+        "- Expanded data: `portable_nn.expand.expanded_mnist` (each of the 50,000 training images and its four "
+        "one-pixel shifts: 250,000), built from the IDX files and cached atomically outside the repository.",
+        "- Speed: `benchmarks/bench_conv.py` writes `docs/bench_conv.md` (seconds per epoch of ch6-conv1 against "
+        "PyTorch eager and a JAX jit, and a per-call profile of the step).",
+        "- Rows marked *no* ran fewer epochs than the book (time on a shared two-core machine); their accuracy "
+        "is not comparable with the book's final number and is shown for completeness.",
+        "",
+        "## Closing note",
+        "",
+    ]
     for r in records:
         length = (
             "full length" if r["full_length"] else f"cut short to {r['epochs']} of the book's {r['book_epochs']} epochs"
