@@ -22,6 +22,7 @@ from helpers import PARITY_TOL, assert_close
 
 from portable_nn import ModelFileError, network3, to_numpy
 from portable_nn import layers as nn_layers
+from portable_nn.compiled import compile_function
 from portable_nn.network3 import ConvPoolLayer, FullyConnectedLayer, Network, ReLU, SoftmaxLayer, linear, sigmoid, tanh
 
 ACTIVATIONS = {"sigmoid": sigmoid, "tanh": tanh, "ReLU": ReLU, "linear": linear}
@@ -64,7 +65,9 @@ def _masks(layers: list, m: int, rng: np.random.Generator) -> tuple[list, list]:
 def test_gradients_match_finite_differences(backend, act, two_conv):
     """The step's update, read back as a gradient, equals central differences of the book's cost."""
     if act != "ReLU" and two_conv:
-        pytest.skip("conv-conv runs with sigmoid and ReLU; every activation is covered by the single conv")
+        pytest.skip(
+            "conv-conv (the input gradient of a conv layer) runs with ReLU; the single conv covers every activation"
+        )
     xp = backend.xp
     m, lmbda_b = 4, 0.3
     layers = _tiny_layers(ACTIVATIONS[act], two_conv=two_conv, p=0.5, m=m)
@@ -75,7 +78,9 @@ def test_gradients_match_finite_differences(backend, act, two_conv):
     y = np.eye(3)[labels]
     packed, dense = _masks(layers, m, rng)
 
-    step = nn_layers.make_step(xp, layers, decay=lmbda_b, dtype=xp.float64, device=backend.device, dropout=True)
+    step = compile_function(
+        backend, nn_layers.make_step(xp, layers, decay=lmbda_b, dtype=xp.float64, device=backend.device, dropout=True)
+    )
     on = backend.asarray
     state = nn_layers.State(tuple(on(w) for w in host_w), tuple(on(b) for b in host_b))
     targets = (on(y), tuple(backend.asarray(p, dtype=xp.uint8) for p in packed))
