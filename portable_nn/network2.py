@@ -163,6 +163,7 @@ class Network(DenseNetwork):
             None if evaluation_data is None else self._device_data(evaluation_data, "evaluation_data", training=False)
         )
         watch_accuracy = monitor_evaluation_accuracy or bool(early_stopping_n or schedule_n)
+        self._velocities = None  # momentum starts from rest in every SGD call
         lists: tuple[list[float], list[int], list[float], list[int]] = ([], [], [], [])
 
         def report(j: int, seconds: float, eta_now: float) -> EpochResult:
