@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib.util
+import math
 import os
 import shutil
 import signal
@@ -44,6 +45,8 @@ from .history import HistoryFileError, history_rows, plot_history, read_history,
 from .idx import IDXFormatError
 from .mnist import DATA_ENV, FILES, load_mnist, resolve_data_dir
 from .network2 import Network
+from .network3 import PRESETS, NetworkSpec, load_expanded_training_data
+from .network3 import Network as Network3
 from .serialization import ModelFileError, load
 from .training import EpochResult
 from .validation import check_sizes, max_parameters
@@ -138,29 +141,27 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-download", action="store_true", help="fail instead of downloading missing files")
 
 
-def _add_backend_options(parser: argparse.ArgumentParser, dtype_default: str | None) -> None:
+def _add_backend_options(parser: argparse.ArgumentParser, dtype_default: str) -> None:
+    """``--backend`` and ``--dtype`` (default ``None``; ``dtype_default`` says what that means)."""
     parser.add_argument("--backend", default="numpy", choices=KNOWN_BACKENDS, help="array library (default: numpy)")
     parser.add_argument(
-        "--dtype",
-        default=dtype_default,
-        choices=("float32", "float64"),
-        help=f"floating-point type (default: {dtype_default or 'the model file'})",
+        "--dtype", default=None, choices=("float32", "float64"), help=f"floating-point type (default: {dtype_default})"
     )
 
 
 def _add_train_options(train: argparse.ArgumentParser) -> None:
-    _add_backend_options(train, "float64")
+    _add_backend_options(train, "float64; float32 for --preset")
     train.add_argument("--sizes", type=_sizes, default=[784, 30, 10], help="layer sizes (default: 784,30,10)")
-    train.add_argument("--epochs", type=_int_at_least(0), default=30, help="epochs (default: 30)")
+    train.add_argument("--epochs", type=_int_at_least(0), default=None, help="epochs (default: 30, or the preset's)")
     train.add_argument("--batch-size", type=_int_at_least(1), default=10, help="mini-batch size (default: 10)")
     train.add_argument(
-        "--eta", type=_float_in(0.0, float("inf"), low_open=True, what="a finite number > 0"), default=3.0,
-        help="learning rate (default: 3.0)",
+        "--eta", type=_float_in(0.0, float("inf"), low_open=True, what="a finite number > 0"), default=None,
+        help="learning rate (default: 3.0, or the preset's)",
     )  # fmt: skip
     train.add_argument("--seed", type=_int_at_least(0), default=None, help="random seed, >= 0 (default: fresh)")
     train.add_argument(
-        "--train-size", type=_int_at_least(1), default=50_000,
-        help="train on the first N training images (default: 50000, the book's split)",
+        "--train-size", type=_int_at_least(1), default=None,
+        help="train on the first N training images (default: 50000, the book's split; 250000 for expanded presets)",
     )  # fmt: skip
     train.add_argument(
         "--test-size", type=_int_at_least(1), default=10_000, help="evaluate on the first N images (default: 10000)"
@@ -183,8 +184,8 @@ def _add_train_options(train: argparse.ArgumentParser) -> None:
         help="weights N(0,1) as in chapter 1 (large) or N(0,1/n_in) (scaled) (default: large)",
     )  # fmt: skip
     ch3.add_argument(
-        "--lmbda", type=_float_in(0.0, float("inf"), low_open=False, what="a finite number >= 0"), default=0.0,
-        help="regularisation parameter (default: 0)",
+        "--lmbda", type=_float_in(0.0, float("inf"), low_open=False, what="a finite number >= 0"), default=None,
+        help="regularisation parameter (default: 0, or the preset's)",
     )  # fmt: skip
     ch3.add_argument("--regularization", choices=("l2", "l1"), default="l2", help="L2 or L1 (default: l2)")
     ch3.add_argument(
@@ -202,6 +203,12 @@ def _add_train_options(train: argparse.ArgumentParser) -> None:
     ch3.add_argument(
         "--monitor", type=_monitors, default=[], metavar="LIST",
         help=f"also record {', '.join(MONITORS)} (comma-separated, or 'all')",
+    )  # fmt: skip
+    ch6 = train.add_argument_group("chapter 6 (network3)")
+    ch6.add_argument(
+        "--preset", choices=tuple(PRESETS), default=None,
+        help="train one of the book's chapter-6 networks with its eta, lambda and epochs (float32 unless --dtype); "
+        "evaluates on the validation set, reports the test accuracy of the best epoch",
     )  # fmt: skip
     _add_data_options(train)
     out = train.add_argument_group("outputs (checked before training starts)")
@@ -223,13 +230,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="accuracy of a saved model on the MNIST test set")
     evaluate.add_argument("--model", type=Path, required=True, help="model file (.npz or .json)")
-    _add_backend_options(evaluate, None)
+    _add_backend_options(evaluate, "the model file's")
     _add_data_options(evaluate)
 
     predict = commands.add_parser("predict", help="classify digit images with a saved model (needs Pillow)")
     predict.add_argument("--model", type=Path, required=True, help="model file (.npz or .json)")
     predict.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="image files (any size; greyscaled)")
-    _add_backend_options(predict, None)
+    _add_backend_options(predict, "the model file's")
 
     plot = commands.add_parser(
         "plot", help="draw a history file's accuracy and cost curves, or a sweep directory's results, to a PNG"
@@ -254,7 +261,7 @@ class _EpochPrinter:
         self.history: list[EpochResult] = []
         #: The last completed epoch and the parameters it ended with, assigned in one statement so a
         #: second Ctrl-C (which raises anywhere) can never leave them out of step with each other.
-        self.committed: tuple[EpochResult, list[Any], list[Any]] | None = None
+        self.committed: tuple[EpochResult, Any] | None = None  # (result, the network's State then)
         self.bar: Any = None
         self.use_bar = not quiet and sys.stderr.isatty() and _tqdm() is not None
 
@@ -274,7 +281,7 @@ class _EpochPrinter:
 
     def on_epoch(self, result: EpochResult) -> None:
         # Arrays are never updated in place (every step rebinds), so keeping references is a snapshot.
-        self.committed = (result, list(self.net.weights), list(self.net.biases))
+        self.committed = (result, self.net._get_state(False))
         self.close()
         self.history.append(result)
         if not self.quiet:
@@ -309,7 +316,8 @@ class _EpochPrinter:
         if self.committed is None:
             self.history.clear()
             return
-        result, self.net.weights, self.net.biases = self.committed
+        result, state = self.committed
+        self.net._set_state(state)
         if result not in self.history:
             self.history.append(result)
         del self.history[self.history.index(result) + 1 :]
@@ -400,17 +408,20 @@ def _check_outputs(args: argparse.Namespace, inputs: Sequence[Path]) -> dict[str
     return outputs
 
 
-def _model_bytes(sizes: list[int], dtype: str, fmt: str) -> int:
-    count = sum(n_out * (n_in + 1) for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+def _parameter_count(sizes: list[int]) -> int:
+    return sum(n_out * (n_in + 1) for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+
+
+def _model_bytes(count: int, dtype: str, fmt: str) -> int:
     return count * (25 if fmt == ".json" else (8 if dtype == "float64" else 4)) + 4096
 
 
-def _check_space(outputs: dict[str, Path], sizes: list[int], dtype: str) -> str:
+def _check_space(outputs: dict[str, Path], count: int, dtype: str) -> str:
     """``"model file about N MB"``; ``CommandError`` if its directory has not even that much room."""
     path = outputs.get("--save")
     if path is None:
         return ""
-    needed = _model_bytes(sizes, dtype, path.suffix.lower())
+    needed = _model_bytes(count, dtype, path.suffix.lower())
     free = shutil.disk_usage(path.parent).free
     if free < needed:
         raise CommandError(f"--save {path}: the model needs about {needed:,} bytes but {path.parent} has {free:,} free")
@@ -437,6 +448,54 @@ def _training_data(args: argparse.Namespace) -> tuple[Dataset, Dataset]:
         if data.n == 0:
             raise CommandError(f"{resolve_data_dir(args.data_dir)}: the MNIST {name} set is empty")
     return train, evaluation
+
+
+_CH3_FLAGS = (
+    ("--sizes", lambda a: a.sizes != [784, 30, 10]),
+    ("--cost", lambda a: a.cost != "quadratic"),
+    ("--output", lambda a: a.output != "sigmoid"),
+    ("--activation", lambda a: a.activation != "sigmoid"),
+    ("--init", lambda a: a.init != "large"),
+    ("--regularization", lambda a: a.regularization != "l2"),
+    ("--momentum", lambda a: a.momentum != 0.0),
+    ("--early-stopping", lambda a: a.early_stopping != 0),
+    ("--schedule", lambda a: a.schedule != 0),
+    ("--monitor", lambda a: bool(a.monitor)),
+    ("--eval-data", lambda a: a.eval_data != "test"),
+)
+
+
+def _resolve_defaults(args: argparse.Namespace) -> NetworkSpec | None:
+    """Fill in what depends on ``--preset`` (epochs, eta, lmbda, dtype, train size); refuse flags it fixes."""
+    spec = None if args.preset is None else PRESETS[args.preset](args.batch_size)
+    if spec is not None:
+        fixed = [flag for flag, given in _CH3_FLAGS if given(args)]
+        if fixed:
+            raise CommandError(f"--preset {args.preset} fixes the network and its data; drop {', '.join(fixed)}", 2)
+        if args.save is not None and args.save.suffix.lower() != ".npz":
+            raise CommandError(f"--preset networks are saved as .npz; got --save {str(args.save)!r}", 2)
+    args.epochs = (spec.epochs if spec else 30) if args.epochs is None else args.epochs
+    args.eta = (spec.eta if spec else 3.0) if args.eta is None else args.eta
+    args.lmbda = (spec.lmbda if spec else 0.0) if args.lmbda is None else args.lmbda
+    args.dtype = args.dtype or ("float32" if spec else "float64")
+    if args.train_size is None:
+        args.train_size = 250_000 if spec is not None and spec.expanded else 50_000
+    return spec
+
+
+def _preset_data(args: argparse.Namespace, spec: NetworkSpec) -> tuple[Dataset, Dataset, Dataset]:
+    """Training (the book's 50,000, or the 250,000 expanded), validation (the last 10,000) and test data."""
+    (train_x, train_y), (test_x, test_y) = load_mnist(args.data_dir, download=not args.no_download, dtype="uint8")
+    if spec.expanded:
+        train = load_expanded_training_data(args.data_dir).subset(slice(0, args.train_size))
+    else:
+        train = Dataset(train_x[: min(args.train_size, 50_000)], train_y[: min(args.train_size, 50_000)], divisor=255.0)
+    validation = Dataset(train_x[50_000:][: args.test_size], train_y[50_000:][: args.test_size], divisor=255.0)
+    test = Dataset(test_x[: args.test_size], test_y[: args.test_size], divisor=255.0)
+    for name, data in (("training", train), ("validation", validation), ("test", test)):
+        if data.n == 0:
+            raise CommandError(f"{resolve_data_dir(args.data_dir)}: the MNIST {name} set is empty")
+    return train, validation, test
 
 
 def _build_network(args: argparse.Namespace) -> Network:
@@ -490,15 +549,25 @@ def _write_outputs(outputs: dict[str, Path], net: Network, history: list[EpochRe
 def cmd_train(args: argparse.Namespace) -> int:
     stop = _StopRequest()
     with stop.installed():  # from the start: a signal during the checks or loading also ends cleanly
+        spec = _resolve_defaults(args)
         outputs = _check_outputs(args, _mnist_inputs(args))
-        space = _check_space(outputs, args.sizes, args.dtype)
-        net = _build_network(args)
-        train, evaluation = _training_data(args)
+        net: Any
+        if spec is None:
+            space = _check_space(outputs, _parameter_count(args.sizes), args.dtype)
+            net = _build_network(args)
+            train, evaluation = _training_data(args)
+            test = None
+            what = f"{net.sizes}"
+        else:
+            net = spec.build(args.batch_size, xp=args.backend, dtype=args.dtype, seed=args.seed)
+            space = _check_space(outputs, sum(math.prod(p.shape) for p in net.params), args.dtype)
+            train, evaluation, test = _preset_data(args, spec)
+            what = f"{spec.name} ({spec.description})"
         if not args.quiet:
             print(
-                f"training {net.sizes} on {net.backend.describe()}, {net.dtype}: {train.n} images, "
+                f"training {what} on {net.backend.describe()}, {net.dtype}: {train.n} images, "
                 f"{args.epochs} epochs, batch {args.batch_size}, eta {args.eta}; testing on {evaluation.n}"
-                f"{' ' + args.eval_data + ' images' if args.eval_data == 'validation' else ''}{space}",
+                f"{' validation images' if args.eval_data == 'validation' or spec else ''}{space}",
                 flush=True,
             )
         printer = _EpochPrinter(net, args.epochs, train.n, args.quiet)
@@ -515,13 +584,19 @@ def cmd_train(args: argparse.Namespace) -> int:
                 stop.check()
                 if args.epochs:
                     printer.start_epoch()
-                net.SGD(
-                    train, args.epochs, args.batch_size, args.eta, args.lmbda, evaluation,
-                    "evaluation-cost" in args.monitor, True, "training-cost" in args.monitor,
-                    "training-accuracy" in args.monitor, args.early_stopping,
-                    mu=args.momentum, regularization=args.regularization, schedule_n=args.schedule,
-                    quiet=True, on_batch=on_batch, on_epoch=printer.on_epoch,
-                )  # fmt: skip
+                if spec is not None:
+                    net.SGD(
+                        train, args.epochs, args.batch_size, args.eta, evaluation, test, args.lmbda,
+                        quiet=True, on_batch=on_batch, on_epoch=printer.on_epoch,
+                    )  # fmt: skip
+                else:
+                    net.SGD(
+                        train, args.epochs, args.batch_size, args.eta, args.lmbda, evaluation,
+                        "evaluation-cost" in args.monitor, True, "training-cost" in args.monitor,
+                        "training-accuracy" in args.monitor, args.early_stopping,
+                        mu=args.momentum, regularization=args.regularization, schedule_n=args.schedule,
+                        quiet=True, on_batch=on_batch, on_epoch=printer.on_epoch,
+                    )  # fmt: skip
             except KeyboardInterrupt:
                 interrupted = True
             finally:
@@ -536,6 +611,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         print(printer.summary(), flush=True)
+        best_test = getattr(printer.history[-1], "test_correct", None) if printer.history else None
+        if best_test is not None and test is not None:
+            print(
+                f"test accuracy at the best validation epoch: {best_test} / {test.n} ({100 * best_test / test.n:.2f}%)"
+            )
         if not printer.history:
             if outputs:
                 print("nothing written: no epoch completed (existing files are untouched)")
@@ -551,10 +631,10 @@ def _load_for_mnist(args: argparse.Namespace) -> Any:
     if args.model.suffix.lower() not in (".npz", ".json"):
         raise CommandError(f"--model must end in .npz or .json; got {str(args.model)!r}", 2)
     net = load(args.model, args.backend, dtype=args.dtype)
-    if net.sizes[0] != 784 or net.sizes[-1] != 10:
+    n_in, n_out = (net.n_in, net.n_out) if isinstance(net, Network3) else (net.sizes[0], net.sizes[-1])
+    if n_in != 784 or n_out != 10:
         raise CommandError(
-            f"{args.model}: the model has {net.sizes[0]} inputs and {net.sizes[-1]} outputs; "
-            "MNIST needs 784 inputs and 10 outputs"
+            f"{args.model}: the model has {n_in} inputs and {n_out} outputs; MNIST needs 784 inputs and 10 outputs"
         )
     return net
 
@@ -564,7 +644,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     _, (test_x, test_y) = load_mnist(args.data_dir, download=not args.no_download, dtype="uint8")
     if len(test_y) == 0:
         raise CommandError(f"{resolve_data_dir(args.data_dir)}: the MNIST test set is empty")
-    count = getattr(net, "accuracy", None) or net.evaluate  # network2.Network or network.Network
+    count = getattr(net, "accuracy", None) or net.evaluate  # network2/network3, or network.Network
     correct = count(Dataset(test_x, test_y, divisor=255.0))
     print(f"{correct} / {len(test_y)} ({100 * correct / len(test_y):.2f}%) {args.model} on {net.backend.describe()}")
     return 0
@@ -604,7 +684,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     net = _load_for_mnist(args)
     images = np.stack([read_digit_image(path) for path in args.images])
-    outputs = to_numpy(net.feedforward(images.T))
+    # network3 takes and gives rows (n, 784) -> (n, 10); the book's network/network2 columns.
+    outputs = to_numpy(net.feedforward(images)).T if isinstance(net, Network3) else to_numpy(net.feedforward(images.T))
     for path, column in zip(args.images, outputs.T):
         print(f"{path}: {int(np.argmax(column))} (activation {float(np.max(column)):.3f})")
     return 0

@@ -400,6 +400,17 @@ def read_model(path: str | os.PathLike[str]) -> tuple[list[int], list[np.ndarray
     return sizes, weights, biases, {"cost": cost, "activation": activation}
 
 
+def _is_network3_file(path: Path) -> bool:
+    """An ``.npz`` written by ``network3.Network.save`` (its members are ``layer{i}_w``/``layer{i}_b``)."""
+    if path.suffix.lower() != ".npz" or not path.is_file():
+        return False
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return "layer0_w.npy" in archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False  # read_model reports what is wrong with the file
+
+
 def load(
     path: str | os.PathLike[str],
     xp: Any = "numpy",
@@ -411,12 +422,18 @@ def load(
     """Load a model saved by :func:`save` (or by the book's ``network2``) onto any backend.
 
     Returns a chapter-1 :class:`portable_nn.network.Network` for a sigmoid
-    network with the quadratic cost, and a :class:`portable_nn.network2.Network`
-    (keeping its cost and activation) otherwise; ``network_class`` forces one.
+    network with the quadratic cost, a :class:`portable_nn.network2.Network`
+    (keeping its cost and activation) for other fully connected ones, and a
+    :class:`portable_nn.network3.Network` for a file ``network3`` saved;
+    ``network_class`` forces one of the first two.
     ``dtype`` defaults to the file's (float64 for JSON).
     """
     from . import network, network2
 
+    if network_class is None and _is_network3_file(Path(path)):
+        from . import network3
+
+        return network3.load(path, xp, dtype=dtype, device=device)
     _, weights, biases, meta = read_model(path)
     chapter1 = meta["cost"] == QuadraticCost.name and meta["activation"] == "sigmoid"
     cls = network_class or (network.Network if chapter1 else network2.Network)

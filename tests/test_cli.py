@@ -163,3 +163,37 @@ def test_ctrl_c_stops_cleanly_and_saves(mnist_dir, tmp_path):
     rows = history.read_text().splitlines()
     assert rows[0].startswith("epoch,seconds,correct,n_test,accuracy,") and len(rows) >= 2
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_chapter6_preset_trains_saves_and_evaluates(mnist_dir, tmp_path):
+    """--preset runs a book chapter-6 network; its .npz evaluates and predicts through the same commands."""
+    model, history = tmp_path / "conv.npz", tmp_path / "h.json"
+    args = ["train", "--preset", "ch6-conv1", "--data-dir", str(mnist_dir), "--train-size", "300", "--test-size",
+            "200", "--epochs", "2", "--seed", "0", "--save", str(model), "--history", str(history)]  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", "portable_nn", *args], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("training ch6-conv1 (conv-pool") and "float32: 300 images, 2 epochs" in lines[0]
+    assert "eta 0.1" in lines[0] and "testing on 200 validation images" in lines[0]
+    assert re.match(r"^epoch 2/2: (\d+) / 200 ", lines[2]), lines
+    best_test = re.search(r"test accuracy at the best validation epoch: (\d+) / 200", proc.stdout)
+    assert best_test is not None, proc.stdout
+    rows = json.loads(history.read_text())
+    assert [r["epoch"] for r in rows] == [1, 2] and all(r["n_test"] == 200 for r in rows)
+    # the saved network is the last epoch's: the same validation count, recomputed from the file
+    net = load(model)
+    (train_x, train_y), _ = load_mnist(mnist_dir, download=False)
+    assert net.accuracy((train_x[50_000:50_200], train_y[50_000:50_200])) == rows[-1]["correct"]
+    evaluated = subprocess.run(
+        [sys.executable, "-m", "portable_nn", "evaluate", "--model", str(model), "--data-dir", str(mnist_dir)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert evaluated.returncode == 0 and re.match(r"^\d+ / 10000 \(", evaluated.stdout), evaluated.stderr
+
+
+@pytest.mark.parametrize("flag", [["--cost", "cross-entropy"], ["--sizes", "784,50,10"], ["--save", "m.json"]])
+def test_preset_refuses_flags_it_fixes(flag, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--preset", "ch6-fc", *flag])
+    assert exit_info.value.code == 2
+    assert "--preset" in capsys.readouterr().err
