@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import array_api_compat
+import array_api_extra.testing as xpx_testing
 import numpy as np
 import pytest
 
@@ -78,15 +79,19 @@ def assert_on_backend(array: Any, backend: Backend, shape: tuple[int, ...], dtyp
 
 
 def assert_close(actual: Any, desired: np.ndarray, backend: Backend, dtype: str, tol: float | None = None) -> float:
-    """Check namespace, device, shape and dtype of ``actual``, then its values on the host.
+    """Check namespace, device, shape and dtype of ``actual``, then its values, against a NumPy reference.
 
+    The reference is moved to ``backend`` in ``dtype`` and compared with
+    ``array_api_extra.testing.assert_close`` (namespace, shape, dtype and
+    device first, then ``|actual - desired| <= tol + tol * |desired|``).
     Returns the largest absolute deviation, for reporting.
     """
     assert isinstance(desired, np.ndarray), "the reference must be a NumPy array"
     assert_on_backend(actual, backend, desired.shape, dtype)
     tol = PARITY_TOL[dtype] if tol is None else tol
+    expected = backend.asarray(desired.astype(dtype), dtype=getattr(backend.xp, dtype))
+    xpx_testing.assert_close(actual, expected, rtol=tol, atol=tol, xp=backend.xp)
     host = to_numpy(actual)
-    np.testing.assert_allclose(host, desired, rtol=tol, atol=tol)
     return float(np.max(np.abs(host.astype(np.float64) - desired))) if desired.size else 0.0
 
 
