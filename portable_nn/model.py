@@ -17,8 +17,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
-
 from . import dataforms, initializers
 from .backends import Backend, resolve_backend, to_numpy
 from .compiled import compile_function, epoch_function
@@ -74,7 +72,8 @@ class DenseNetwork:
         #: Fraction of output activations within machine epsilon of 0 or 1 at the last evaluation.
         self.output_saturation = 0.0
 
-    def _set_host_parameters(self, biases: Sequence[np.ndarray], weights: Sequence[np.ndarray]) -> None:
+    def _set_host_parameters(self, biases: Sequence[Any], weights: Sequence[Any]) -> None:
+        """Move host (NumPy) parameter arrays to the backend in the network's dtype."""
         self.biases = [self._from_host(b) for b in biases]
         self.weights = [self._from_host(w) for w in weights]
 
@@ -102,7 +101,7 @@ class DenseNetwork:
         host_b = [to_numpy(b) for b in biases]
         sizes = check_layer_arrays(host_w, host_b)
         if dtype is None:
-            dtype = "float32" if host_w[0].dtype == np.float32 else "float64"
+            dtype = "float32" if str(host_w[0].dtype) == "float32" else "float64"
         net = cls.__new__(cls)
         net._setup(sizes, xp, dtype, seed, device, cls._spec(**options))
         net._configure(**options)
