@@ -98,6 +98,10 @@ def train(name: str, epochs: int | None, data_dir: str, backend: str, seed: int,
     return record
 
 
+def _epochs(r: dict[str, Any]) -> str:
+    return f"{r['epochs']} epoch" + ("" if r["epochs"] == 1 else "s")
+
+
 def report() -> None:
     import matplotlib
 
@@ -126,7 +130,7 @@ def report() -> None:
         delta = 100 * r["test_at_best"] - r["book"]
         lines.append(
             f"| {r['preset']} | {r['description']} | {r['epochs']} ({r['book_epochs']}) | "
-            f"{'yes' if r['full_length'] else 'no: ' + str(r['epochs']) + ' epochs'} | {r['eta']} | {r['lmbda']} | "
+            f"{'yes' if r['full_length'] else f'no: {_epochs(r)}'} | {r['eta']} | {r['lmbda']} | "
             f"{r['backend']} | {100 * r['best_validation']:.2f}% | {100 * r['test_at_best']:.2f}% | "
             f"{r['book']:.2f}% | {delta:+.2f} | {sum(secs) / len(secs):.1f} | "
             f"{r['load_start']:.1f} → {r['load_mean']:.1f} |"
@@ -138,7 +142,13 @@ def report() -> None:
         fig, ax = plt.subplots(figsize=(8, 5))
         for r in records:
             epochs = [e["epoch"] + 1 for e in r["epochs_run"]]
-            ax.plot(epochs, [100 * e["validation"] for e in r["epochs_run"]], label=f"{r['preset']} (validation)")
+            ax.plot(
+                epochs,
+                [100 * e["validation"] for e in r["epochs_run"]],
+                label=f"{r['preset']} (validation)",
+                marker=".",
+                markersize=4,
+            )
         ax.set_xlabel("epoch")
         ax.set_ylabel("validation accuracy (%)")
         ax.set_ylim(96.5, 100)
