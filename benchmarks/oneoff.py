@@ -27,7 +27,9 @@ def ingestion(data_dir: str, rounds: int) -> dict[str, Any]:
     """Seconds ``SGD`` spends outside its epoch, per data form and call.
 
     Each round loads the book's pairs afresh (``load_data_wrapper``), builds a
-    plain Python list of the same ``(x, y)`` arrays, and for each form calls
+    plain Python list of the same ``(x, y)`` arrays (views into one array, as
+    the book's loader makes them) and a list of separately allocated copies
+    (the general case: nothing to share), and for each form calls
     ``Network([784, 30, 10], seed=0).SGD(data, 1, 10, 3.0, quiet=True)`` on a
     fresh network twice: the first call on that data object, then a second on
     the same object.  Ingestion = wall time of the call - ``EpochResult.seconds``.
@@ -42,7 +44,11 @@ def ingestion(data_dir: str, rounds: int) -> dict[str, Any]:
         training_data, _validation, _test = load_data_wrapper(data_dir, download=False)
         load_seconds.append(time.perf_counter() - start)
         n_pairs = len(training_data)
-        forms = {"loader": training_data, "plain list": [(x, y) for x, y in training_data]}
+        forms = {
+            "loader": training_data,
+            "plain list": [(x, y) for x, y in training_data],
+            "separate arrays": [(x.copy(), y.copy()) for x, y in training_data],
+        }
         for form, data in forms.items():
             for call in ("first call", "second call"):
                 net = Network([784, 30, 10], "numpy", seed=0)

@@ -162,9 +162,14 @@ def targets(run: Run) -> list[Target]:
         )
     cells = run.ingestion.get("cells", {})
     missing = run.ingestion.get("error", "not measured")
-    for form, limit in (("loader", 0.05), ("plain list", 0.5)):
+    names = {
+        "loader": "load_data_wrapper pairs",
+        "plain list": "plain list of the same pairs",
+        "separate arrays": "list of 50,000 separately allocated pairs",
+    }
+    for form, limit in (("loader", 0.05), ("plain list", 0.5), ("separate arrays", 0.5)):
         for call in ("first call", "second call"):
-            what = "load_data_wrapper pairs" if form == "loader" else "plain list of the same pairs"
+            what = names[form]
             rows.append(
                 _absolute(
                     f"ingestion, {what}, {call} (s per SGD call)", limit, "s", cells.get(f"{form}, {call}"), missing
@@ -267,7 +272,9 @@ def _ingestion(run: Run) -> list[str]:
         f"`EpochResult.seconds`, on a fresh network each call; the first call on a data object, then a second "
         f"call on the same object.  *loader*: the `training_data` from `portable_nn.load_data_wrapper` "
         f"({ing['n_pairs']:,} pairs); *plain list*: `[(x, y) for x, y in training_data]`, the same arrays in "
-        f"an ordinary list.  {rounds} round(s), each with freshly loaded data; own process.",
+        f"an ordinary list (views of one array: converted without a copy); *separate arrays*: "
+        f"`[(x.copy(), y.copy()) ...]`, every pair its own allocation (one copy into a fresh array).  "
+        f"{rounds} round(s), each with freshly loaded data; own process.",
         "",
         "| data, call | min (s) | median (s) |",
         "| --- | --- | --- |",
