@@ -1,6 +1,6 @@
 """portable_nn: Nielsen's networks (chapters 1, 3, 6) on NumPy, CuPy, PyTorch, JAX and any Array API library."""
 
-from . import network2
+from . import network2, network3
 from .backends import Backend, BackendUnavailableError, resolve_backend, to_numpy
 from .dataforms import BookPairs, Dataset
 from .mnist import load_data_wrapper, load_mnist
@@ -20,6 +20,7 @@ __all__ = [
     "load_data_wrapper",
     "load_mnist",
     "network2",
+    "network3",
     "resolve_backend",
     "to_numpy",
 ]
