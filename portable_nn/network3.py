@@ -60,7 +60,7 @@ from typing import Any
 
 import numpy as np
 
-from . import dataforms, initializers, limits
+from . import dataforms, initializers
 from .atomic import atomic_write
 from .backends import Backend, resolve_backend, to_numpy
 from .compiled import compile_function, epoch_function
@@ -80,7 +80,7 @@ from .layers import (
     sigmoid,
     tanh,
 )
-from .serialization import _ZIP_ERRORS, ModelFileError, _check_size, _npy_header
+from .serialization import _ZIP_ERRORS, ModelFileError, _check_size, npz_headers
 from .training import EpochResult, sgd
 from .validation import check_dtype, check_eta, check_int, check_lmbda, max_parameters
 
@@ -484,36 +484,11 @@ class Network:
 # -- loading -----------------------------------------------------------------------------------------
 def _read_members(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """``(meta, arrays)`` of a network3 ``.npz``: every header checked against the layer spec before reading."""
-    limit = limits.MODEL_BYTES.value()
-    file_size = path.stat().st_size
     try:
         with zipfile.ZipFile(path) as archive:
-            infos = archive.infolist()
-            names = [info.filename for info in infos]
-            if len(set(names)) != len(names):
-                raise ModelFileError(f"{path}: the archive holds two members of the same name")
-            headers: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
-            total = 0
-            for info in infos:
-                name = info.filename[:-4] if info.filename.endswith(".npy") else ""
-                if name != "meta" and not _MEMBER.fullmatch(name):
-                    raise ModelFileError(f"{path}: unexpected member {info.filename!r} (not part of a network3 model)")
-                most = file_size if info.compress_type == zipfile.ZIP_STORED else 1032 * file_size
-                if info.compress_size > file_size or info.file_size > most:
-                    raise ModelFileError(f"{path}: member {info.filename!r} claims more data than the file holds")
-                with archive.open(info) as member:
-                    shape, dtype, header_bytes = _npy_header(member)
-                if dtype.hasobject or dtype.kind in "OV":
-                    raise ModelFileError(f"{path}: member {info.filename!r} holds Python objects or records")
-                nbytes = math.prod(shape) * dtype.itemsize
-                if header_bytes + nbytes != info.file_size:
-                    raise ModelFileError(f"{path}: member {info.filename!r} is truncated or damaged")
-                total += nbytes
-                if total > limit:
-                    raise ModelFileError(
-                        f"{path}: its arrays declare more than {limit} bytes; {limits.MODEL_BYTES.hint()}"
-                    )
-                headers[name] = (shape, dtype)
+            headers = npz_headers(
+                path, archive, lambda name: name == "meta" or _MEMBER.fullmatch(name) is not None, "network3 model"
+            )
             if "meta" not in headers:
                 raise ModelFileError(f"{path}: missing 'meta' (not a network3 model)")
             meta_shape, meta_dtype = headers["meta"]

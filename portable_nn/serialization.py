@@ -29,6 +29,7 @@ import struct
 import warnings
 import zipfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -145,6 +146,55 @@ def _npy_header(member: IO[bytes]) -> tuple[tuple[int, ...], np.dtype, int]:
     return shape, dtype, member.tell()
 
 
+def npz_headers(path: Path, archive: zipfile.ZipFile, allowed: Callable[[str], bool], kind: str) -> dict[str, _Header]:
+    """Every member's npy header ``{name: (shape, dtype)}``, checked before anything is allocated.
+
+    Used by every model reader (``serialization`` and ``network3``).  Checks:
+    no two members of one name; only ``NAME.npy`` members whose ``NAME``
+    passes ``allowed``; each zip entry no larger than the file could hold (a
+    deflated member holds at most 1032 bytes per stored byte); no object or
+    record dtypes; each header's declared bytes equal to its entry's size; the
+    total under :data:`portable_nn.limits.MODEL_BYTES`.  ``kind`` names the
+    file kind in messages.  Raises :class:`ModelFileError`.
+    """
+    limit = limits.MODEL_BYTES.value()
+    file_size = path.stat().st_size
+    infos = archive.infolist()
+    names = [info.filename for info in infos]
+    if len(set(names)) != len(names):
+        raise ModelFileError(f"{path}: the archive holds two members of the same name")
+    headers: dict[str, _Header] = {}
+    total = 0
+    for info in infos:
+        if not info.filename.endswith(".npy"):
+            raise ModelFileError(f"{path}: unexpected member {info.filename!r} (not an .npy array)")
+        name = info.filename[: -len(".npy")]
+        if not allowed(name):
+            raise ModelFileError(f"{path}: unexpected member {info.filename!r} (not part of a {kind})")
+        stored_most = file_size if info.compress_type == zipfile.ZIP_STORED else _DEFLATE_RATIO * file_size
+        if info.compress_size > file_size or info.file_size > stored_most:
+            raise ModelFileError(f"{path}: member {info.filename!r} claims more data than the file holds")
+        with archive.open(info) as member:
+            shape, dtype, header_bytes = _npy_header(member)
+        if dtype.hasobject or dtype.kind in "OV":
+            raise ModelFileError(f"{path}: member {info.filename!r} holds Python objects or records")
+        nbytes = math.prod(shape) * dtype.itemsize
+        if header_bytes + nbytes != info.file_size:
+            raise ModelFileError(
+                f"{path}: member {info.filename!r} declares {nbytes} bytes of data but its zip entry "
+                f"holds {info.file_size - header_bytes} (truncated or damaged)"
+            )
+        total += nbytes
+        if total > limit:
+            raise ModelFileError(f"{path}: its arrays declare more than {limit} bytes; {limits.MODEL_BYTES.hint()}")
+        headers[name] = (shape, dtype)
+    return headers
+
+
+def _is_layer(name: str) -> bool:
+    return _LAYER_MEMBER.fullmatch(name) is not None
+
+
 def _npz_members(path: Path) -> dict[str, np.ndarray]:
     """Read a model's npz members, checking everything that decides memory use before allocating any of it.
 
@@ -157,41 +207,10 @@ def _npz_members(path: Path) -> dict[str, np.ndarray]:
     with the file's size (a deflated member holds at most 1032 bytes per
     stored byte).  Only then are the arrays read.
     """
-    limit = limits.MODEL_BYTES.value()
-    file_size = path.stat().st_size
     try:
         with zipfile.ZipFile(path) as archive:
             infos = archive.infolist()
-            names = [info.filename for info in infos]
-            if len(set(names)) != len(names):
-                raise ModelFileError(f"{path}: the archive holds two members of the same name")
-            headers: dict[str, _Header] = {}
-            total = 0
-            for info in infos:
-                if not info.filename.endswith(".npy"):
-                    raise ModelFileError(f"{path}: unexpected member {info.filename!r} (not an .npy array)")
-                name = info.filename[: -len(".npy")]
-                if name not in ("sizes", "meta") and not _LAYER_MEMBER.fullmatch(name):
-                    raise ModelFileError(f"{path}: unexpected member {info.filename!r} (not part of a model)")
-                stored_most = file_size if info.compress_type == zipfile.ZIP_STORED else _DEFLATE_RATIO * file_size
-                if info.compress_size > file_size or info.file_size > stored_most:
-                    raise ModelFileError(f"{path}: member {info.filename!r} claims more data than the file holds")
-                with archive.open(info) as member:
-                    shape, dtype, header_bytes = _npy_header(member)
-                if dtype.hasobject or dtype.kind in "OV":
-                    raise ModelFileError(f"{path}: member {info.filename!r} holds Python objects or records")
-                nbytes = math.prod(shape) * dtype.itemsize
-                if header_bytes + nbytes != info.file_size:
-                    raise ModelFileError(
-                        f"{path}: member {info.filename!r} declares {nbytes} bytes of data but its zip entry "
-                        f"holds {info.file_size - header_bytes} (truncated or damaged)"
-                    )
-                total += nbytes
-                if total > limit:
-                    raise ModelFileError(
-                        f"{path}: its arrays declare more than {limit} bytes; {limits.MODEL_BYTES.hint()}"
-                    )
-                headers[name] = (shape, dtype)
+            headers = npz_headers(path, archive, lambda name: name in ("sizes", "meta") or _is_layer(name), "model")
             sizes = _read_sizes(path, archive, headers)
             _check_member_shapes(path, headers, sizes)
             arrays = {}
