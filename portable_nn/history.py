@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import csv
-import errno
 import io
 import json
 import math
 import os
-import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -133,11 +131,7 @@ def read_history(path: str | os.PathLike[str]) -> list[dict]:
 
 
 def _read_history_text(path: Path) -> str:
-    info = os.stat(path)
-    if stat.S_ISDIR(info.st_mode):
-        raise IsADirectoryError(errno.EISDIR, "is a directory, expected a history file", str(path))
-    if not stat.S_ISREG(info.st_mode):
-        raise HistoryFileError(f"{path}: not a regular file (a device, pipe or socket)")
+    info = limits.stat_regular_file(path, "a history file", HistoryFileError)
     limit = limits.HISTORY_BYTES.value()
     if info.st_size > limit:
         raise HistoryFileError(

@@ -17,12 +17,10 @@ gzip bomb stops one byte past the declared size.
 
 from __future__ import annotations
 
-import errno
 import gzip
 import io
 import math
 import os
-import stat
 import struct
 import zlib
 from pathlib import Path
@@ -147,11 +145,7 @@ class _GzipStream:
 
 def _open_regular(path: Path) -> tuple[io.BufferedReader, os.stat_result]:
     """Open ``path`` for reading after checking it is a regular file (never blocks on a FIFO)."""
-    info = os.stat(path)  # FileNotFoundError / PermissionError name the path
-    if stat.S_ISDIR(info.st_mode):
-        raise IsADirectoryError(errno.EISDIR, "is a directory, expected an IDX file", str(path))
-    if not stat.S_ISREG(info.st_mode):
-        raise IDXFormatError(f"{path}: not a regular file (a device, pipe or socket), expected an IDX file")
+    limits.stat_regular_file(path, "an IDX file", IDXFormatError)
     handle = open(path, "rb")  # closed by the caller
     return handle, os.fstat(handle.fileno())
 

@@ -32,11 +32,13 @@ Example::
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 from dataclasses import dataclass
 
-__all__ = ["DOWNLOAD_BYTES", "HISTORY_BYTES", "IDX_BYTES", "MODEL_BYTES", "Limit", "parse_size"]
+__all__ = ["DOWNLOAD_BYTES", "HISTORY_BYTES", "IDX_BYTES", "MODEL_BYTES", "Limit", "parse_size", "stat_regular_file"]
 
 _SUFFIXES = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 _SIZE = re.compile(r"\s*([0-9][0-9_]*)\s*(?:([KMGT])(?:I?B)?|B)?\s*", re.IGNORECASE)
@@ -99,3 +101,19 @@ HISTORY_BYTES = Limit("max_history_bytes", "PORTABLE_NN_MAX_HISTORY_BYTES", 2**2
 MODEL_BYTES = Limit("max_model_bytes", "PORTABLE_NN_MAX_MODEL_BYTES", 2**31, "largest saved model file")
 
 ALL = (IDX_BYTES, DOWNLOAD_BYTES, HISTORY_BYTES, MODEL_BYTES)
+
+
+def stat_regular_file(path: str | os.PathLike[str], kind: str, error: type[Exception]) -> os.stat_result:
+    """``os.stat(path)`` of a regular file that a reader is about to read; checked before it is opened.
+
+    A directory raises :class:`IsADirectoryError` (``"is a directory, expected
+    KIND"``); a device, pipe or socket raises ``error`` naming the path, so a
+    reader never blocks on a FIFO.  A missing or unreadable path raises what
+    ``os.stat`` raises, naming it.  ``kind`` reads like ``"an IDX file"``.
+    """
+    info = os.stat(path)
+    if stat.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(errno.EISDIR, f"is a directory, expected {kind}", str(path))
+    if not stat.S_ISREG(info.st_mode):
+        raise error(f"{path}: not a regular file (a device, pipe or socket), expected {kind}")
+    return info
