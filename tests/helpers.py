@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import array_api_compat
@@ -178,3 +179,49 @@ def nielsen_pairs(inputs: np.ndarray, labels: np.ndarray, n_out: int, one_hot: b
             y = int(label)
         pairs.append((x.reshape(-1, 1), y))
     return pairs
+
+
+# -- shared by the file-reader tests -----------------------------------------------------
+def mutate_bytes(data: Any, content: bytes) -> bytes:
+    """Flip, overwrite, delete, insert or truncate bytes of ``content`` a few times.
+
+    ``data`` is Hypothesis's ``st.data()``.
+    """
+    from hypothesis import strategies as st
+
+    buffer = bytearray(content)
+    for _ in range(data.draw(st.integers(1, 4))):
+        op = data.draw(st.sampled_from(["flip", "set", "delete", "insert", "truncate", "append"]))
+        at = data.draw(st.integers(0, max(len(buffer) - 1, 0)))
+        if op == "flip" and buffer:
+            buffer[at] ^= 1 << data.draw(st.integers(0, 7))
+        elif op == "set" and buffer:
+            buffer[at] = data.draw(st.integers(0, 255))
+        elif op == "delete" and buffer:
+            del buffer[at : at + data.draw(st.integers(1, 8))]
+        elif op == "insert":
+            buffer[at:at] = data.draw(st.binary(min_size=1, max_size=8))
+        elif op == "truncate":
+            del buffer[at:]
+        elif op == "append":
+            buffer += data.draw(st.binary(min_size=1, max_size=16))
+    return bytes(buffer)
+
+
+def error_reading_fifo(reader: Callable[[Any], Any], fifo: Any) -> BaseException | None:
+    """Call ``reader(fifo)`` in a thread; the exception it raised, or ``None`` if it blocked for 5 s."""
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            reader(fifo)
+        except Exception as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(5)
+    if thread.is_alive():  # unblock the reader so the test process can finish
+        with open(fifo, "wb"):
+            pass
+    return outcome[0] if outcome else None

@@ -21,6 +21,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from helpers import mutate_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -120,27 +121,6 @@ def test_read_idx_on_gzip_bombs(declared, expands_to):
     assert peak <= min(declared, GZIP_RATIO * len(content) + GZIP_SLACK) + OVERHEAD
 
 
-def _mutate(data: st.DataObject, content: bytes) -> bytes:
-    """Flip, overwrite, delete, insert or truncate bytes of ``content``, a few times."""
-    buffer = bytearray(content)
-    for _ in range(data.draw(st.integers(1, 4))):
-        op = data.draw(st.sampled_from(["flip", "set", "delete", "insert", "truncate", "append"]))
-        at = data.draw(st.integers(0, max(len(buffer) - 1, 0)))
-        if op == "flip" and buffer:
-            buffer[at] ^= 1 << data.draw(st.integers(0, 7))
-        elif op == "set" and buffer:
-            buffer[at] = data.draw(st.integers(0, 255))
-        elif op == "delete" and buffer:
-            del buffer[at : at + data.draw(st.integers(1, 8))]
-        elif op == "insert":
-            buffer[at:at] = data.draw(st.binary(min_size=1, max_size=8))
-        elif op == "truncate":
-            del buffer[at:]
-        elif op == "append":
-            buffer += data.draw(st.binary(min_size=1, max_size=16))
-    return bytes(buffer)
-
-
 @FUZZ
 @given(small_arrays, st.booleans(), st.data())
 def test_read_idx_on_mutated_valid_files(array, compress, data):
@@ -148,7 +128,7 @@ def test_read_idx_on_mutated_valid_files(array, compress, data):
     content = gzip.compress(valid, mtime=0) if compress else valid
     # unchanged, the file reads back exactly
     np.testing.assert_array_equal(_check_idx(content, "valid.idx"), array)
-    _check_idx(_mutate(data, content), "mutated.idx")
+    _check_idx(mutate_bytes(data, content), "mutated.idx")
 
 
 @FUZZ

@@ -24,6 +24,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+from helpers import mutate_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -96,27 +97,6 @@ def test_the_valid_files_load():
         assert net is not None and net.sizes == SIZES, kind
 
 
-def _mutate(data: st.DataObject, content: bytes) -> bytes:
-    """Flip, overwrite, delete, insert or truncate bytes of ``content``, a few times."""
-    buffer = bytearray(content)
-    for _ in range(data.draw(st.integers(1, 4))):
-        op = data.draw(st.sampled_from(["flip", "set", "delete", "insert", "truncate", "append"]))
-        at = data.draw(st.integers(0, max(len(buffer) - 1, 0)))
-        if op == "flip" and buffer:
-            buffer[at] ^= 1 << data.draw(st.integers(0, 7))
-        elif op == "set" and buffer:
-            buffer[at] = data.draw(st.integers(0, 255))
-        elif op == "delete" and buffer:
-            del buffer[at : at + data.draw(st.integers(1, 8))]
-        elif op == "insert":
-            buffer[at:at] = data.draw(st.binary(min_size=1, max_size=8))
-        elif op == "truncate":
-            del buffer[at:]
-        elif op == "append":
-            buffer += data.draw(st.binary(min_size=1, max_size=16))
-    return bytes(buffer)
-
-
 @FUZZ
 @given(st.binary(max_size=600), st.sampled_from(["any.npz", "any.json"]))
 def test_load_on_arbitrary_bytes(content, name):
@@ -127,7 +107,7 @@ def test_load_on_arbitrary_bytes(content, name):
 @given(st.sampled_from(sorted(VALID)), st.data())
 def test_load_on_mutated_valid_files(kind, data):
     name = "mutated.json" if kind == "json" else "mutated.npz"
-    _check(name, _mutate(data, VALID[kind]), deflated=kind != "npz")
+    _check(name, mutate_bytes(data, VALID[kind]), deflated=kind != "npz")
 
 
 json_values = st.recursive(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import math
 import os
-import threading
 
 import pytest
+from helpers import error_reading_fifo
 
 from portable_nn.history import HistoryFileError, read_history
 
@@ -132,19 +132,6 @@ def test_a_directory_or_missing_file_is_an_os_error(tmp_path):
 def test_a_fifo_is_refused_without_blocking(tmp_path):
     fifo = tmp_path / "pipe.json"
     os.mkfifo(fifo)
-    outcome = []
-
-    def reader():
-        try:
-            read_history(fifo)
-        except Exception as exc:
-            outcome.append(exc)
-
-    thread = threading.Thread(target=reader, daemon=True)
-    thread.start()
-    thread.join(5)
-    if thread.is_alive():  # unblock the reader so the test process can finish
-        with open(fifo, "wb"):
-            pass
-    assert outcome, "read_history blocked on a FIFO"
-    assert isinstance(outcome[0], HistoryFileError) and "pipe.json: not a regular file" in str(outcome[0])
+    error = error_reading_fifo(read_history, fifo)
+    assert error is not None, "read_history blocked on a FIFO"
+    assert isinstance(error, HistoryFileError) and "pipe.json: not a regular file" in str(error)

@@ -6,12 +6,12 @@ import gzip
 import os
 import re
 import struct
-import threading
 import tracemalloc
 import zlib
 
 import numpy as np
 import pytest
+from helpers import error_reading_fifo
 
 from portable_nn import limits
 from portable_nn.idx import IDXFormatError, read_idx, write_idx
@@ -186,22 +186,9 @@ def test_a_directory_is_an_os_error_naming_it(tmp_path):
 def test_a_fifo_is_refused_without_blocking(tmp_path):
     fifo = tmp_path / "pipe.idx"
     os.mkfifo(fifo)
-    outcome = []
-
-    def reader():
-        try:
-            read_idx(fifo)
-        except Exception as exc:
-            outcome.append(exc)
-
-    thread = threading.Thread(target=reader, daemon=True)
-    thread.start()
-    thread.join(5)
-    if thread.is_alive():  # unblock the reader so the test process can finish
-        with open(fifo, "wb"):
-            pass
-    assert outcome, "read_idx blocked on a FIFO"
-    assert isinstance(outcome[0], IDXFormatError) and "pipe.idx: not a regular file" in str(outcome[0])
+    error = error_reading_fifo(read_idx, fifo)
+    assert error is not None, "read_idx blocked on a FIFO"
+    assert isinstance(error, IDXFormatError) and "pipe.idx: not a regular file" in str(error)
 
 
 def test_read_mnist_dir_scales_and_checks(tmp_path):
