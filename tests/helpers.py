@@ -5,8 +5,11 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import tempfile
 import threading
+import tracemalloc
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import array_api_compat
@@ -225,3 +228,25 @@ def error_reading_fifo(reader: Callable[[Any], Any], fifo: Any) -> BaseException
         with open(fifo, "wb"):
             pass
     return outcome[0] if outcome else None
+
+
+def read_in_tmp(reader: Callable[[Path], Any], name: str, content: bytes) -> tuple[Any, BaseException | None, int]:
+    """Write ``content`` as ``name`` in a fresh directory and read it with ``reader`` under tracemalloc.
+
+    Returns ``(result or None, exception or None, peak traced bytes)`` and
+    checks that the directory holds exactly the one file afterwards.
+    """
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / name
+        path.write_bytes(content)
+        tracemalloc.start()
+        result = error = None
+        try:
+            result = reader(path)
+        except Exception as exc:  # checked by the caller
+            error = exc
+        finally:
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+        assert os.listdir(directory) == [name], "the reader left files behind"
+        return result, error, peak

@@ -13,15 +13,13 @@ from __future__ import annotations
 import gzip
 import json
 import math
-import os
 import struct
 import tempfile
-import tracemalloc
 import zlib
 from pathlib import Path
 
 import numpy as np
-from helpers import mutate_bytes
+from helpers import mutate_bytes, read_in_tmp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -36,30 +34,8 @@ GZIP_RATIO, GZIP_SLACK = 1032, 1 << 12
 OVERHEAD = 2 << 20
 
 
-def _read_in_tmp(reader, name: str, content: bytes):
-    """Write ``content`` to a fresh directory, read it with ``reader`` under tracemalloc.
-
-    Returns ``(result or None, exception or None, peak traced bytes)`` and
-    checks that the directory holds exactly the one file afterwards.
-    """
-    with tempfile.TemporaryDirectory() as directory:
-        path = Path(directory) / name
-        path.write_bytes(content)
-        tracemalloc.start()
-        result = error = None
-        try:
-            result = reader(path)
-        except Exception as exc:  # checked by the caller
-            error = exc
-        finally:
-            _, peak = tracemalloc.get_traced_memory()
-            tracemalloc.stop()
-        assert os.listdir(directory) == [name], "the reader left files behind"
-        return result, error, peak
-
-
 def _check_idx(content: bytes, name: str) -> np.ndarray | None:
-    result, error, peak = _read_in_tmp(read_idx, name, content)
+    result, error, peak = read_in_tmp(read_idx, name, content)
     is_gzip = content[:2] == b"\x1f\x8b"
     most = GZIP_RATIO * len(content) + GZIP_SLACK if is_gzip else len(content)
     assert peak <= most + OVERHEAD, f"peak {peak} bytes for a {len(content)}-byte file"
@@ -116,7 +92,7 @@ def test_read_idx_on_gzip_bombs(declared, expands_to):
     parts = [packer.compress(b"\x00\x00\x08\x01" + struct.pack(">I", declared))]
     parts += [packer.compress(bytes(1 << 20)) for _ in range(expands_to >> 20)]
     content = b"".join([*parts, packer.flush()])
-    result, error, peak = _read_in_tmp(read_idx, "bomb.idx.gz", content)
+    result, error, peak = read_in_tmp(read_idx, "bomb.idx.gz", content)
     assert isinstance(error, IDXFormatError) or result.nbytes == declared == expands_to
     assert peak <= min(declared, GZIP_RATIO * len(content) + GZIP_SLACK) + OVERHEAD
 
@@ -165,7 +141,7 @@ def test_read_history_on_arbitrary_json(value):
 
 
 def _check_history(content: bytes, name: str) -> None:
-    result, error, peak = _read_in_tmp(read_history, name, content)
+    result, error, peak = read_in_tmp(read_history, name, content)
     assert peak <= 64 * len(content) + OVERHEAD
     if error is not None:
         assert isinstance(error, HistoryFileError), f"unexpected {type(error).__name__}: {error}"

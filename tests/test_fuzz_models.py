@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import struct
 import tempfile
-import tracemalloc
 import warnings
 import zipfile
 from pathlib import Path
 
 import numpy as np
-from helpers import mutate_bytes
+from helpers import mutate_bytes, read_in_tmp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -38,29 +36,8 @@ OVERHEAD = 3 << 20
 SIZES = [4, 3, 2]
 
 
-def _load_in_tmp(name: str, content: bytes):
-    """Write ``content`` to a fresh directory and load it under tracemalloc; check nothing is left behind.
-
-    Returns ``(network or None, exception or None, peak traced bytes)``.
-    """
-    with tempfile.TemporaryDirectory() as directory:
-        path = Path(directory) / name
-        path.write_bytes(content)
-        tracemalloc.start()
-        result = error = None
-        try:
-            result = load(path)
-        except Exception as exc:  # checked by the caller
-            error = exc
-        finally:
-            _, peak = tracemalloc.get_traced_memory()
-            tracemalloc.stop()
-        assert os.listdir(directory) == [name], "the loader left files behind"
-        return result, error, peak
-
-
 def _check(name: str, content: bytes, *, deflated: bool = True):
-    result, error, peak = _load_in_tmp(name, content)
+    result, error, peak = read_in_tmp(load, name, content)
     ratio = DEFLATE_RATIO if deflated and name.endswith(".npz") else 64
     assert peak <= ratio * len(content) + OVERHEAD, f"peak {peak} bytes for a {len(content)}-byte file"
     if error is not None:
@@ -173,6 +150,6 @@ def test_load_never_allocates_what_a_deflated_member_claims(rows, cols):
         archive.writestr("sizes.npy", _npy((3,), "<i8", np.asarray([cols, rows, 2]).astype("<i8").tobytes(), 1))
         archive.writestr("weights_0.npy", _npy((rows, cols), "<f8", data, 1))
     raw = content.getvalue()
-    _, error, peak = _load_in_tmp("claims.npz", raw)
+    _, error, peak = read_in_tmp(load, "claims.npz", raw)
     assert isinstance(error, ModelFileError), error
     assert peak <= min(rows * cols * 8, DEFLATE_RATIO * len(raw)) + OVERHEAD
