@@ -337,6 +337,8 @@ def as_dataset(data: Any, name: str, n_in: int, dtype: str) -> Dataset:
         dataset = data
     elif isinstance(data, BookPairs) and data.dataset is not None:
         dataset = data.dataset
+    elif isinstance(getattr(data, "dataset", None), Dataset):  # network3's SharedPair (and any such carrier)
+        dataset = data.dataset
     elif _is_stacked(data):
         dataset = _stacked(data, name, n_in, dtype)
     else:
