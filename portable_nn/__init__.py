@@ -3,7 +3,8 @@
 from . import network2, network3
 from .backends import Backend, BackendUnavailableError, resolve_backend, to_numpy
 from .dataforms import BookPairs, Dataset
-from .mnist import load_data_wrapper, load_mnist
+from .bookpickle import BookPickleError
+from .mnist import load_data, load_data_wrapper, load_mnist
 from .network import Network
 from .serialization import ModelFileError, load
 from .training import EpochResult
@@ -12,11 +13,13 @@ __all__ = [
     "Backend",
     "BackendUnavailableError",
     "BookPairs",
+    "BookPickleError",
     "Dataset",
     "EpochResult",
     "ModelFileError",
     "Network",
     "load",
+    "load_data",
     "load_data_wrapper",
     "load_mnist",
     "network2",

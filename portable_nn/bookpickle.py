@@ -17,11 +17,14 @@ them is a stand-in that checks its arguments and builds the array itself with
 file.  Any other global (``os.system``, ``builtins.eval``, ...) raises
 :class:`BookPickleError` when it is *looked up*, before anything could call it.
 
-Sizes, as for the IDX reader (:mod:`portable_nn.idx`): the decompressed
-stream may be at most :data:`portable_nn.limits.IDX_BYTES`
-(``$PORTABLE_NN_MAX_IDX_BYTES``, 2 GiB) and at most what a gzip file of its
-size can expand to (1032:1); every read is checked against both *before* it is
-made, and the stream is decompressed in bounded chunks, so neither a gzip bomb
+Sizes, as for the IDX reader (:mod:`portable_nn.idx`): the arrays of one
+file may hold at most :data:`portable_nn.limits.IDX_BYTES`
+(``$PORTABLE_NN_MAX_IDX_BYTES``, 2 GiB) of data, checked as each is built;
+the decompressed stream may be at most 4 times that (protocol 0, which the
+book's ``expand_mnist.py`` writes, spells a byte with up to 4 characters: its
+784 MB of images take about 3 GB) and at most what a gzip file of its size
+can expand to (1032:1).  Every read is checked against both *before* it is
+made and the stream is decompressed in bounded chunks, so neither a gzip bomb
 nor a pickle declaring a huge string allocates more than the file really
 holds.  The number of pickle opcodes is bounded too (one per 64 bytes of the
 limit), so a stream of tiny opcodes cannot build billions of objects.
@@ -34,7 +37,7 @@ book's ``load_data()`` layout.
 from __future__ import annotations
 
 import codecs
-import io
+import functools
 import math
 import os
 import pickle
@@ -56,6 +59,8 @@ Split = tuple[np.ndarray, np.ndarray]
 
 #: Suffixes that mark a path as one of the book's pickle files (not a directory of IDX files).
 PICKLE_SUFFIXES = (".pkl.gz", ".pkl", ".pickle", ".pickle.gz")
+#: The decompressed stream may be this many times the limit: protocol 0 spells a byte with up to 4 characters.
+_TEXT_FACTOR = 4
 #: Bytes of limit per pickle opcode allowed (see the module docstring).
 _BYTES_PER_OPCODE = 64
 _MIN_OPCODES = 1 << 16
@@ -80,6 +85,14 @@ def is_book_pickle(path: str | os.PathLike[str]) -> bool:
 # -- stand-ins for the few globals a NumPy pickle names ---------------------------------------------------
 class _Refused(pickle.UnpicklingError):
     """Raised inside the unpickler; turned into a :class:`BookPickleError` naming the file."""
+
+
+class _Truncated(pickle.UnpicklingError):
+    """A read past what the file can hold: reported as a truncated or corrupt file."""
+
+
+class _OverLimit(pickle.UnpicklingError):
+    """A read past the size limit."""
 
 
 class _NdarrayClass:
@@ -140,11 +153,29 @@ def _shape(value: Any) -> tuple[int, ...]:
     return value
 
 
-def _build(raw: bytes | bytearray | memoryview, dtype: np.dtype, shape: tuple[int, ...], fortran: bool) -> np.ndarray:
+class _Budget:
+    """Bytes of array data still allowed in one file (the IDX limit)."""
+
+    __slots__ = ("left", "limit", "hint")
+
+    def __init__(self, limit: int, hint: str) -> None:
+        self.left = self.limit = limit
+        self.hint = hint
+
+    def take(self, nbytes: int) -> None:
+        self.left -= nbytes
+        if self.left < 0:
+            raise _OverLimit(f"its arrays hold more than the limit of {self.limit} bytes ({self.hint})")
+
+
+def _build(
+    budget: _Budget, raw: bytes | bytearray | memoryview, dtype: np.dtype, shape: tuple[int, ...], fortran: bool
+) -> np.ndarray:
     """The array whose bytes are ``raw`` (no copy), in native byte order; sizes must agree."""
     expected = math.prod(shape) * dtype.itemsize
     if len(raw) != expected:
         raise _Refused(f"an array of shape {shape} and dtype {dtype} needs {expected} bytes, the file has {len(raw)}")
+    budget.take(expected)
     array = np.frombuffer(raw, dtype=dtype).reshape(shape, order="F" if fortran else "C")
     if not dtype.isnative:
         array = array.astype(dtype.newbyteorder("="))
@@ -154,10 +185,11 @@ def _build(raw: bytes | bytearray | memoryview, dtype: np.dtype, shape: tuple[in
 class _ArrayToken:
     """An array being rebuilt by ``_reconstruct`` and ``BUILD``; ``array`` is set by its state."""
 
-    __slots__ = ("array",)
+    __slots__ = ("array", "budget")
 
-    def __init__(self) -> None:
+    def __init__(self, budget: _Budget) -> None:
         self.array: np.ndarray | None = None
+        self.budget = budget
 
     def __setstate__(self, state: Any) -> None:
         if not isinstance(state, tuple) or len(state) not in (4, 5):
@@ -165,24 +197,24 @@ class _ArrayToken:
         shape, dtype, fortran, raw = state[-4:]
         if self.array is not None or not isinstance(fortran, (bool, int)):
             raise _Refused("a malformed array state")
-        self.array = _build(_as_bytes(raw, "array data"), _as_dtype(dtype), _shape(shape), bool(fortran))
+        self.array = _build(self.budget, _as_bytes(raw, "array data"), _as_dtype(dtype), _shape(shape), bool(fortran))
 
 
-def _reconstruct(subtype: Any, shape: Any, dtype_code: Any) -> _ArrayToken:
+def _reconstruct(budget: _Budget, subtype: Any, shape: Any, dtype_code: Any) -> _ArrayToken:
     if not isinstance(subtype, _NdarrayClass) or shape != (0,):
         raise _Refused("_reconstruct called with other arguments than NumPy's pickles use")
-    return _ArrayToken()
+    return _ArrayToken(budget)
 
 
-def _scalar(dtype: Any, data: Any = None) -> np.generic:
+def _scalar(budget: _Budget, dtype: Any, data: Any = None) -> np.generic:
     dt = _as_dtype(dtype)
-    return _build(_as_bytes(data, "scalar data"), dt, (), False)[()]
+    return _build(budget, _as_bytes(data, "scalar data"), dt, (), False)[()]
 
 
-def _frombuffer(buffer: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
+def _frombuffer(budget: _Budget, buffer: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
     if order not in ("C", "F"):
         raise _Refused(f"array order {order!r:.10}")
-    return _build(_as_bytes(buffer, "array data"), _as_dtype(dtype), _shape(shape), order == "F")
+    return _build(budget, _as_bytes(buffer, "array data"), _as_dtype(dtype), _shape(shape), order == "F")
 
 
 def _encode(text: Any, encoding: Any = "utf-8") -> bytes:
@@ -193,6 +225,7 @@ def _encode(text: Any, encoding: Any = "utf-8") -> bytes:
 
 _MULTIARRAY = ("numpy.core.multiarray", "numpy._core.multiarray")
 _NUMERIC = ("numpy.core.numeric", "numpy._core.numeric")
+#: The stand-ins; those taking the array budget first get it from the unpickler.
 _ALLOWED: dict[tuple[str, str], Callable[..., Any] | None] = {
     **{(m, "_reconstruct"): _reconstruct for m in _MULTIARRAY},
     **{(m, "scalar"): _scalar for m in _MULTIARRAY},
@@ -201,27 +234,29 @@ _ALLOWED: dict[tuple[str, str], Callable[..., Any] | None] = {
     **{(m, "_frombuffer"): _frombuffer for m in _NUMERIC},
     ("_codecs", "encode"): _encode,
 }
+_BUDGETED = (_reconstruct, _scalar, _frombuffer)
 
 
 # -- the stream: bounded reads of the decompressed bytes -----------------------------------------------------
 class _BoundedReader:
     """``read``/``readline`` over a decompressed stream, refusing any read past ``limit`` before making it."""
 
-    def __init__(self, stream: Any, path: Path, limit: int, most: int, hint: str) -> None:
+    def __init__(self, stream: Any, limit: int, most: int, hint: str) -> None:
         self._stream = stream
-        self._path = path
-        self._limit = min(limit, most)
+        cap = _TEXT_FACTOR * limit
+        self._limit = min(cap, most)
+        self._error: type[pickle.UnpicklingError] = _OverLimit if cap <= most else _Truncated
         self._over = (
-            f"more than the limit of {limit} bytes ({hint})"
-            if limit <= most
-            else f"more than a file of its size can hold ({most} bytes: truncated or corrupt)"
+            f"more than {_TEXT_FACTOR} times the limit of {limit} bytes ({hint})"
+            if cap <= most
+            else f"more than a file of its size can hold ({most} bytes)"
         )
         self._pending = b""
         self.consumed = 0
 
     def _take(self, n: int) -> None:
         if self.consumed + n > self._limit:
-            raise _Refused(f"the pickle needs {self.consumed + n} decompressed bytes, {self._over}")
+            raise self._error(f"the pickle needs {self.consumed + n} decompressed bytes, {self._over}")
         self.consumed += n
 
     def read(self, n: int = -1) -> bytes:
@@ -249,7 +284,7 @@ class _BoundedReader:
             parts.append(chunk)
             size += len(chunk)
             if self.consumed + size > self._limit:
-                raise _Refused(f"a pickle line reaches past {self.consumed + size} decompressed bytes, {self._over}")
+                raise self._error(f"a pickle line reaches past {self.consumed + size} decompressed bytes, {self._over}")
             if cut >= 0:
                 break
             self._pending = self._stream.read(1 << 16)
@@ -284,9 +319,10 @@ class RestrictedUnpickler(pickle._Unpickler):
     dispatch = dict(pickle._Unpickler.dispatch)
     dispatch[pickle.BYTEARRAY8[0]] = _load_bytearray8  # type: ignore[assignment]
 
-    def __init__(self, file: Any, *, max_opcodes: int) -> None:
+    def __init__(self, file: Any, *, max_opcodes: int, budget: _Budget) -> None:
         super().__init__(file, encoding="latin1", fix_imports=True)
         self._ndarray = _NdarrayClass()
+        self._budget = budget
         budget = [max_opcodes]
         table = self.dispatch
 
@@ -308,7 +344,9 @@ class RestrictedUnpickler(pickle._Unpickler):
         if key not in _ALLOWED:
             raise _Refused(f"refused global {module}.{name} (only NumPy arrays, dtypes and scalars are rebuilt)")
         target = _ALLOWED[key]
-        return self._ndarray if target is None else target
+        if target is None:
+            return self._ndarray
+        return functools.partial(target, self._budget) if target in _BUDGETED else target
 
     def persistent_load(self, pid: Any) -> Any:
         raise _Refused("persistent ids are not allowed")
@@ -356,8 +394,11 @@ def read_book_pickle(path: str | os.PathLike[str], *, max_bytes: int | None = No
     limit = limits.IDX_BYTES.value(max_bytes)
     try:
         with open_stream(path, "a pickle file") as (stream, most):
-            reader = _BoundedReader(stream, path, limit, most, limits.IDX_BYTES.hint())
-            unpickler = RestrictedUnpickler(reader, max_opcodes=max(_MIN_OPCODES, limit // _BYTES_PER_OPCODE))
+            hint = limits.IDX_BYTES.hint()
+            reader = _BoundedReader(stream, limit, most, hint)
+            unpickler = RestrictedUnpickler(
+                reader, max_opcodes=max(_MIN_OPCODES, limit // _BYTES_PER_OPCODE), budget=_Budget(limit, hint)
+            )
             result = _resolve(unpickler.load())
             if not reader.at_end():
                 raise _Refused("trailing bytes after the end of the pickle")
@@ -365,6 +406,8 @@ def read_book_pickle(path: str | os.PathLike[str], *, max_bytes: int | None = No
         raise BookPickleError(str(exc)) from None
     except _Refused as exc:
         raise BookPickleError(f"{path}: not one of the book's data files: {exc}") from None
+    except _OverLimit as exc:
+        raise BookPickleError(f"{path}: {exc}") from None
     except (EOFError, pickle.UnpicklingError, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         detail = str(exc) or type(exc).__name__
         raise BookPickleError(f"{path}: not a readable pickle (truncated or corrupt: {detail})") from None
