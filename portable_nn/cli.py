@@ -47,7 +47,7 @@ from .mnist import DATA_ENV, FILES, load_mnist, resolve_data_dir
 from .network2 import Network
 from .network3 import PRESETS, NetworkSpec, load_expanded_training_data
 from .network3 import Network as Network3
-from .serialization import ModelFileError, load
+from .serialization import ModelFileError, json_problem, load
 from .training import EpochResult
 from .validation import check_sizes, max_parameters
 
@@ -555,6 +555,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if spec is None:
             space = _check_space(outputs, _parameter_count(args.sizes), args.dtype)
             net = _build_network(args)
+            problem = json_problem(net) if "--save" in outputs and outputs["--save"].suffix.lower() == ".json" else None
+            if problem is not None:  # refused before training, not after it
+                raise CommandError(f"--save {args.save}: {problem}", 2)
             train, evaluation = _training_data(args)
             test = None
             what = f"{net.sizes}"

@@ -80,7 +80,7 @@ from .layers import (
     sigmoid,
     tanh,
 )
-from .serialization import _ZIP_ERRORS, ModelFileError, _check_size, npz_headers
+from .serialization import _ZIP_ERRORS, ModelFileError, _check_size, check_format, npz_headers
 from .training import EpochResult, sgd
 from .validation import check_dtype, check_eta, check_int, check_lmbda, max_parameters
 
@@ -554,12 +554,9 @@ def _parse_meta(path: Path, text: str) -> tuple[dict[str, Any], list[Layer]]:
         meta = json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise ModelFileError(f"{path}: 'meta' is not JSON ({exc})") from exc
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ModelFileError(
-            f"{path}: not a network3 model (meta format {meta.get('format') if isinstance(meta, dict) else None!r})"
-        )
-    if meta.get("version") != FORMAT_VERSION:
-        raise ModelFileError(f"{path}: unsupported network3 format version {meta.get('version')!r}")
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{path}: 'meta' must be a JSON object")
+    check_format(path, meta, name=FORMAT, version=FORMAT_VERSION, required=True)
     specs = meta.get("layers")
     if not isinstance(specs, list) or not specs:
         raise ModelFileError(f"{path}: 'meta' has no list of layers")

@@ -11,11 +11,20 @@ random weights of a declared shape.
 ``.json``: ``{"sizes", "weights", "biases", "cost"}`` exactly as the book's
 ``network2.Network.save`` writes it, plus ``"format": "portable_nn"``,
 ``"version"`` and ``"activation"``, which the book's ``network2.load``
-ignores (so it reads our files when only book features are used).
+ignores.  Only networks the book's loader reads as themselves are saved as
+JSON -- sigmoid neurons throughout and ``QuadraticCost`` or
+``CrossEntropyCost`` (:data:`BOOK_JSON_COSTS`); any other (tanh, ReLU,
+softmax/log-likelihood, a user's cost) is refused with a ``ValueError``
+pointing to ``.npz``, since the book would silently load a tanh file as a
+sigmoid network (:func:`json_problem`).
 ``.npz``: ``sizes`` (int64), ``weights_0..L-1``, ``biases_0..L-1`` (float64 or
 float32) and ``meta``, a JSON string with ``format``, ``version``, ``cost``
 and ``activation``; files without ``meta`` (version 0) are chapter-1
 networks.  Everything is written and read with ``allow_pickle=False``.
+
+Every model file with a ``format`` names ours, and its ``version`` is one
+this code reads (:func:`check_format`, shared with ``network3``): another
+program's file or one from a newer version is refused, never guessed at.
 """
 
 from __future__ import annotations
@@ -63,9 +72,56 @@ def _format_of(path: Path) -> str:
     return path.suffix.lower()
 
 
+#: The costs the book's ``network2.load`` knows (it looks the name up in its module).
+BOOK_JSON_COSTS = ("QuadraticCost", "CrossEntropyCost")
+#: ``format`` of chapter-1/3 files.
+FORMAT = "portable_nn"
+
+
+def json_problem(net: DenseNetwork) -> str | None:
+    """Why ``net`` cannot be saved as the book's network2 JSON, or ``None`` when it can.
+
+    The book's ``network2.load`` builds a sigmoid network with the cost its
+    file names (``getattr`` on its module) and ignores every other key, so a
+    file of a tanh/ReLU or softmax network, or of a cost it does not have,
+    would load as a different network.
+    """
+    spec = net.spec
+    output = spec.output.name if not isinstance(spec.output, str) else spec.output
+    cost = getattr(spec.cost, "name", type(spec.cost).__name__)
+    if spec.hidden.name == "sigmoid" and output == "sigmoid" and cost in BOOK_JSON_COSTS:
+        return None
+    return (
+        f"a network with {spec.hidden.name} hidden neurons, a {output} output layer and the {cost} cannot be saved "
+        f"as the book's network2 JSON: its network2.load reads only sigmoid networks with {' or '.join(BOOK_JSON_COSTS)} "
+        "and would load this file as a different network; save it as .npz instead"
+    )
+
+
+def check_format(path: Path, meta: dict[str, Any], *, name: str, version: int, required: bool) -> None:
+    """Refuse a model file of another program's ``format`` or of a ``version`` newer than ``version``.
+
+    One check for every chapter: chapter-1/3 files (``name="portable_nn"``;
+    ``required=False``: the book's JSON and version-0 npz files carry neither
+    key) and network3's (``required=True``).  Raises :class:`ModelFileError`.
+    """
+    found = meta.get("format")
+    if found is None and required:
+        raise ModelFileError(f"{path}: no 'format' in its metadata: not a {name} model file")
+    if found is not None and found != name:
+        raise ModelFileError(f"{path}: a {found!r:.60} file (written by another program?), not a {name} model file")
+    if found is not None or "version" in meta:
+        got = meta.get("version")
+        if type(got) is not int or not 1 <= got <= version:
+            raise ModelFileError(
+                f"{path}: unsupported {name} format version {got!r:.40} (this portable_nn reads versions 1 to "
+                f"{version}; a newer portable_nn may have written it)"
+            )
+
+
 def _meta(net: DenseNetwork) -> dict[str, Any]:
     return {
-        "format": "portable_nn",
+        "format": FORMAT,
         "version": FORMAT_VERSION,
         "cost": net.spec.cost.name,
         "activation": net.spec.hidden.name,
@@ -76,10 +132,15 @@ def save(net: DenseNetwork, path: str | os.PathLike[str]) -> Path:
     """Write ``net``'s sizes, parameters, cost and activation to ``path`` (``.npz`` or ``.json``).
 
     Refuses (``ValueError``) to write non-finite parameters: such a network has
-    diverged and the file could not be loaded again.
+    diverged and the file could not be loaded again; and a ``.json`` of a
+    network the book's ``network2.load`` would read as another one
+    (:func:`json_problem`), before anything is written.
     """
     path = Path(path)
     fmt = _format_of(path)
+    problem = json_problem(net) if fmt == ".json" else None
+    if problem is not None:
+        raise ValueError(f"not saving {path}: {problem}")
     weights = [to_numpy(w) for w in net.weights]
     biases = [to_numpy(b) for b in net.biases]
     for i, (w, b) in enumerate(zip(weights, biases)):
@@ -408,6 +469,7 @@ def read_model(path: str | os.PathLike[str]) -> tuple[list[int], list[np.ndarray
         sizes = check_layer_arrays(weights, biases)
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: {exc}") from exc
+    check_format(path, meta, name=FORMAT, version=FORMAT_VERSION, required=False)
     cost = meta.get("cost", QuadraticCost.name)
     if not isinstance(cost, str) or cost not in KNOWN_COSTS:
         raise ModelFileError(f"{path}: unknown cost {cost!r}; expected one of {KNOWN_COSTS}")
