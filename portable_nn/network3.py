@@ -643,6 +643,25 @@ class SharedPair(tuple[SharedArray, SharedArray]):
     def __repr__(self) -> str:
         return f"SharedPair(x {self[0].shape} {self[0].dtype}, y {self[1].shape} {self[1].dtype})"
 
+    @property
+    def n(self) -> int:
+        """Number of samples (``len(pair)`` is 2, as for the book's pair)."""
+        return self.dataset.n
+
+    @property
+    def inputs(self) -> np.ndarray:
+        """The ``(n, 784)`` images as a plain NumPy array (the :class:`Dataset`'s)."""
+        return self.dataset.inputs
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The ``(n,)`` int64 labels as a plain NumPy array."""
+        return self.dataset.labels
+
+    def subset(self, rows: slice) -> SharedPair:
+        """The rows ``rows`` as a new pair (views, no copy), as :meth:`portable_nn.Dataset.subset`."""
+        return SharedPair(self.inputs[rows], self.labels[rows])
+
 
 def get_value(array: Any) -> np.ndarray:
     """A NumPy copy of ``array`` from any backend: the book's ``w.eval()`` / ``w.get_value()``.
