@@ -430,6 +430,6 @@ def to_device(
     # ingestion, not inside the first epoch.  One tiny host copy of each array.
     to_numpy(inputs[0:1, 0:1])
     to_numpy(targets[0:1, ...])
-    if isinstance(data, (Dataset, BookPairs)):
+    if isinstance(data, (Dataset, BookPairs)) or dataset is getattr(data, "dataset", None):  # SharedPair too
         dataset._device[key] = device
     return device
