@@ -2,8 +2,8 @@
 
 from . import network2, network3
 from .backends import Backend, BackendUnavailableError, resolve_backend, to_numpy
-from .dataforms import BookPairs, Dataset
 from .bookpickle import BookPickleError
+from .dataforms import BookPairs, Dataset
 from .mnist import load_data, load_data_wrapper, load_mnist
 from .network import Network
 from .serialization import ModelFileError, load

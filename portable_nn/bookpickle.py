@@ -45,7 +45,7 @@ import re
 import struct
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -124,7 +124,7 @@ class _DtypeToken:
         if order not in ("<", ">", "|", "="):
             raise _Refused(f"dtype byte order {order!r:.20}")
         if order in "<>":
-            self.dtype = self.dtype.newbyteorder(order)
+            self.dtype = self.dtype.newbyteorder("<" if order == "<" else ">")
 
 
 def _dtype(code: Any, align: Any = False, copy: Any = False) -> _DtypeToken:
@@ -156,7 +156,7 @@ def _shape(value: Any) -> tuple[int, ...]:
 class _Budget:
     """Bytes of array data still allowed in one file (the IDX limit)."""
 
-    __slots__ = ("left", "limit", "hint")
+    __slots__ = ("hint", "left", "limit")
 
     def __init__(self, limit: int, hint: str) -> None:
         self.left = self.limit = limit
@@ -208,7 +208,8 @@ def _reconstruct(budget: _Budget, subtype: Any, shape: Any, dtype_code: Any) -> 
 
 def _scalar(budget: _Budget, dtype: Any, data: Any = None) -> np.generic:
     dt = _as_dtype(dtype)
-    return _build(budget, _as_bytes(data, "scalar data"), dt, (), False)[()]
+    value: np.generic = _build(budget, _as_bytes(data, "scalar data"), dt, (), False)[()]  # type: ignore[assignment]
+    return value
 
 
 def _frombuffer(budget: _Budget, buffer: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
@@ -299,7 +300,7 @@ class _BoundedReader:
 
 
 # -- the unpickler ---------------------------------------------------------------------------------------------
-def _load_bytearray8(self: RestrictedUnpickler) -> None:
+def _load_bytearray8(self: Any) -> None:
     # pickle's own allocates the declared length before reading; this reads (bounded) first.
     (length,) = struct.unpack("<Q", self.read(8))
     self.append(bytearray(self.read(length)))
@@ -316,28 +317,28 @@ class RestrictedUnpickler(pickle._Unpickler):
     length before reading it).  ``max_opcodes`` bounds the opcodes executed.
     """
 
-    dispatch = dict(pickle._Unpickler.dispatch)
-    dispatch[pickle.BYTEARRAY8[0]] = _load_bytearray8  # type: ignore[assignment]
+    dispatch: ClassVar[dict[int, Callable[[Any], None]]] = dict(pickle._Unpickler.dispatch)
+    dispatch[pickle.BYTEARRAY8[0]] = _load_bytearray8
 
     def __init__(self, file: Any, *, max_opcodes: int, budget: _Budget) -> None:
         super().__init__(file, encoding="latin1", fix_imports=True)
         self._ndarray = _NdarrayClass()
         self._budget = budget
-        budget = [max_opcodes]
+        remaining = [max_opcodes]
         table = self.dispatch
 
         def counted(key: int) -> Callable[[Any], None]:
             action = table[key]
 
             def run(unpickler: Any) -> None:
-                budget[0] -= 1
-                if budget[0] < 0:
+                remaining[0] -= 1
+                if remaining[0] < 0:
                     raise _Refused(f"more than {max_opcodes} pickle operations")
                 action(unpickler)
 
             return run
 
-        self.dispatch = {key: counted(key) for key in table}
+        self.dispatch = {key: counted(key) for key in table}  # type: ignore[misc]  # per instance: counted
 
     def find_class(self, module: str, name: str) -> Any:
         key = (module, name)
@@ -421,7 +422,9 @@ def _images(path: Path, value: Any, what: str) -> np.ndarray:
     """``(n, 784)`` float32 from an array or a list of ``(784,)`` arrays (list entries freed as they are copied)."""
     if isinstance(value, np.ndarray):
         if value.ndim != 2 or value.shape[1] != 784 or value.dtype.kind != "f":
-            raise BookPickleError(f"{path}: {what} images must be a float (n, 784) array; got {value.dtype} {value.shape}")
+            raise BookPickleError(
+                f"{path}: {what} images must be a float (n, 784) array; got {value.dtype} {value.shape}"
+            )
         images = value.astype(np.float32, copy=False)
     elif isinstance(value, list):
         images = np.empty((len(value), 784), dtype=np.float32)
@@ -446,13 +449,13 @@ def _labels(path: Path, value: Any, what: str, n: int) -> np.ndarray:
     if labels.shape != (n,) or labels.dtype.kind not in "iu":
         raise BookPickleError(f"{path}: {what} labels must be {n} integers; got {labels.dtype} {labels.shape}")
     if n and (labels.min() < 0 or labels.max() > 9):
-        raise BookPickleError(f"{path}: {what} labels must be digits 0-9; found {int(labels.min())}..{int(labels.max())}")
+        raise BookPickleError(
+            f"{path}: {what} labels must be digits 0-9; found {int(labels.min())}..{int(labels.max())}"
+        )
     return labels.astype(np.int64, copy=False)
 
 
-def load_book_mnist(
-    path: str | os.PathLike[str], *, max_bytes: int | None = None
-) -> tuple[Split, Split, Split]:
+def load_book_mnist(path: str | os.PathLike[str], *, max_bytes: int | None = None) -> tuple[Split, Split, Split]:
     """The book's ``mnist_loader.load_data()`` from its pickle file ``path``.
 
     Returns ``(training, validation, test)``, each ``(images (n, 784)

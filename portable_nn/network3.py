@@ -613,7 +613,7 @@ class SharedArray(np.ndarray):
     return a plain NumPy copy (``get_value(borrow=True)``: a plain view).
     """
 
-    def eval(self) -> np.ndarray:  # noqa: A003 - Theano's name
+    def eval(self) -> np.ndarray:
         """A plain NumPy copy (Theano's ``shared.eval()``)."""
         return np.array(self, copy=True, subok=False)
 

@@ -92,9 +92,9 @@ def json_problem(net: DenseNetwork) -> str | None:
     if spec.hidden.name == "sigmoid" and output == "sigmoid" and cost in BOOK_JSON_COSTS:
         return None
     return (
-        f"a network with {spec.hidden.name} hidden neurons, a {output} output layer and the {cost} cannot be saved "
-        f"as the book's network2 JSON: its network2.load reads only sigmoid networks with {' or '.join(BOOK_JSON_COSTS)} "
-        "and would load this file as a different network; save it as .npz instead"
+        f"a network with {spec.hidden.name} hidden neurons, a {output} output layer and the {cost} cannot be "
+        "saved as the book's network2 JSON: its network2.load reads only sigmoid networks with "
+        f"{' or '.join(BOOK_JSON_COSTS)} and would load this file as a different network; save it as .npz instead"
     )
 
 

@@ -21,7 +21,7 @@ from portable_nn.dataforms import as_dataset
 from portable_nn.network3 import ConvPoolLayer, Network, ReLU, SharedArray, SharedPair, SoftmaxLayer
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
+import matplotlib.pyplot as plt
 
 N_TEST = 60
 
@@ -57,7 +57,7 @@ def test_a_shared_pair_unpacks_indexes_and_evals_like_the_books():
 
 
 def test_networks_take_the_pair_in_constant_time(backend):
-    training, test_data = _data()
+    _, test_data = _data()
     assert as_dataset(test_data, "test_data", 784, "float64") is test_data.dataset
     net = _net(backend, 0)
     first = net._device_data(test_data, "test_data", training=False)
@@ -66,7 +66,7 @@ def test_networks_take_the_pair_in_constant_time(backend):
 
 
 def test_sgd_on_the_pair_equals_sgd_on_its_dataset(backend):
-    training, test_data = _data()
+    training, _ = _data()
     a, b = _net(backend, 3), _net(backend, 3)
     a.SGD(training, 1, 10, 0.1, quiet=True)
     b.SGD(Dataset(training.inputs, training.labels), 1, 10, 0.1, quiet=True)
@@ -98,7 +98,7 @@ def test_get_value_is_a_host_copy_of_a_layers_parameters(backend):
     assert network3.get_value(net.layers[1].b).shape == (10,)
 
 
-# -- the book's functions, rewritten with only the counterparts ---------------------------------------------------------
+# -- the book's functions, rewritten with only the counterparts ---------------------------------------------
 def ensemble(nets, test_data):
     """conv.py's ensemble: the Theano function over net.x / y_out becomes net.predictions(test_x)."""
     test_x, test_y = test_data
@@ -113,7 +113,7 @@ def ensemble(nets, test_data):
     test_y_eval = test_y.eval()
     error_locations = [j for j in range(len(test_y_eval)) if plurality_test_predictions[j] != test_y_eval[j]]
     erroneous_predictions = [plurality(all_test_predictions[j]) for j in error_locations]
-    print("Accuracy is {:.2%}".format(1 - len(error_locations) / len(test_y_eval)))
+    print(f"Accuracy is {1 - len(error_locations) / len(test_y_eval):.2%}")
     return error_locations, erroneous_predictions
 
 

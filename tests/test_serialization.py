@@ -403,8 +403,10 @@ def test_network3_files_use_the_same_format_check(tmp_path):
     with np.load(path) as archive:
         arrays = {k: archive[k] for k in archive.files}
     meta = json.loads(str(arrays["meta"]))
-    for change, pattern in (({"version": 7}, "unsupported portable_nn.network3 format version 7"),
-                            ({"format": "portable_nn"}, "a 'portable_nn' file")):
+    for change, pattern in (
+        ({"version": 7}, "unsupported portable_nn.network3 format version 7"),
+        ({"format": "portable_nn"}, "a 'portable_nn' file"),
+    ):
         arrays["meta"] = np.asarray(json.dumps({**meta, **change}))
         np.savez(path, **arrays)
         with pytest.raises(ModelFileError, match=pattern):
