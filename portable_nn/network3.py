@@ -101,6 +101,7 @@ __all__ = [
     "load_data_shared",
     "preset_network",
     "sigmoid",
+    "size",
     "tanh",
 ]
 
@@ -671,6 +672,13 @@ def get_value(array: Any) -> np.ndarray:
     copy, so changing it never changes the network).
     """
     return np.array(to_numpy(array), copy=True)
+
+
+def size(data: Any) -> int:
+    """The book's ``size(data)``: the number of samples of a data set (``data[0].get_value(borrow=True).shape[0]``)."""
+    if isinstance(data, (SharedPair, dataforms.Dataset)):
+        return data.n
+    return int(data[0].shape[0])
 
 
 def load_data_shared(

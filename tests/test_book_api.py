@@ -172,3 +172,9 @@ def test_the_books_ensemble_and_plots_run_on_the_counterparts(backend, tmp_path,
 def test_predictions_refuse_inputs_of_the_wrong_shape(bad):
     with pytest.raises(ValueError, match=r"inputs must have shape \(n, 784\)"):
         _net("numpy", 0).predictions(bad)
+
+
+def test_size_is_the_books():
+    training, test_data = _data()
+    assert network3.size(training) == 200 == training[0].get_value(borrow=True).shape[0]
+    assert network3.size(test_data.dataset) == N_TEST
