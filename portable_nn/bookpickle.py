@@ -43,6 +43,7 @@ import os
 import pickle
 import re
 import struct
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -218,8 +219,15 @@ def _frombuffer(budget: _Budget, buffer: Any, dtype: Any, shape: Any, order: Any
     return _build(budget, _as_bytes(buffer, "array data"), _as_dtype(dtype), _shape(shape), order == "F")
 
 
+def _is_latin1(encoding: Any) -> bool:
+    try:
+        return isinstance(encoding, str) and codecs.lookup(encoding).name == "iso8859-1"
+    except LookupError:
+        return False
+
+
 def _encode(text: Any, encoding: Any = "utf-8") -> bytes:
-    if not isinstance(text, str) or not isinstance(encoding, str) or codecs.lookup(encoding).name != "iso8859-1":
+    if not isinstance(text, str) or not _is_latin1(encoding):
         raise _Refused(f"_codecs.encode with encoding {encoding!r:.20} (only latin1 rebuilds bytes)")
     return text.encode("latin1")
 
@@ -400,7 +408,9 @@ def read_book_pickle(path: str | os.PathLike[str], *, max_bytes: int | None = No
             unpickler = RestrictedUnpickler(
                 reader, max_opcodes=max(_MIN_OPCODES, limit // _BYTES_PER_OPCODE), budget=_Budget(limit, hint)
             )
-            result = _resolve(unpickler.load())
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # e.g. a bad escape in a protocol-0 string: corrupt, not a warning
+                result = _resolve(unpickler.load())
             if not reader.at_end():
                 raise _Refused("trailing bytes after the end of the pickle")
     except IDXFormatError as exc:  # corrupt or truncated gzip data, from the shared stream reader
@@ -412,7 +422,7 @@ def read_book_pickle(path: str | os.PathLike[str], *, max_bytes: int | None = No
     except (EOFError, pickle.UnpicklingError, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         detail = str(exc) or type(exc).__name__
         raise BookPickleError(f"{path}: not a readable pickle (truncated or corrupt: {detail})") from None
-    except (MemoryError, RecursionError, struct.error, UnicodeError) as exc:
+    except (MemoryError, RecursionError, OverflowError, struct.error, UnicodeError, Warning) as exc:
         raise BookPickleError(f"{path}: not a readable pickle ({type(exc).__name__})") from None
     return result
 

@@ -14,6 +14,9 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from helpers import mutate_bytes, read_in_tmp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from portable_nn import bookpickle, load_data, load_data_wrapper, network3
 from portable_nn.bookpickle import BookPickleError, load_book_mnist, read_book_pickle
@@ -424,3 +427,38 @@ def test_a_file_that_is_not_a_pickle_is_refused_not_made_a_directory(tmp_path, n
         with pytest.raises(BookPickleError, match=r"mnist: not a readable pickle|mnist: not one of"):
             loader(path)
     assert path.read_bytes() == b"not a pickle at all"
+
+
+# -- fuzzing: any bytes give the arrays or one BookPickleError line, within bounded memory -------------------------
+_SMALL = _splits((3, 2, 2))
+_VALID = [
+    Py2Pickler(0).dumps(_SMALL),
+    Py2Pickler(2).dumps(_expanded(_SMALL)),
+    pickle.dumps(_SMALL, protocol=2),
+    pickle.dumps(_expanded(_SMALL), protocol=4),
+    pickle.dumps(_SMALL, protocol=5),
+]
+FUZZ = settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _check_fuzzed(content: bytes, name: str) -> None:
+    result, error, peak = read_in_tmp(load_book_mnist, name, content)
+    if error is None:
+        assert len(result) == 3 and all(x.shape[1:] == (784,) and x.dtype == np.float32 for x, _ in result)
+    else:
+        assert isinstance(error, (BookPickleError, OSError)), repr(error)
+        assert "\n" not in str(error) and name in str(error)
+    assert peak < 16 * len(content) + (4 << 20), f"{peak} bytes traced for a {len(content)}-byte file"
+
+
+@FUZZ
+@given(st.sampled_from(range(len(_VALID))), st.booleans(), st.data())
+def test_fuzzed_pickles_are_read_or_refused_in_one_line(which, compress, data):
+    content = gzip.compress(_VALID[which], mtime=0) if compress else _VALID[which]
+    _check_fuzzed(mutate_bytes(data, content), "fuzzed.pkl.gz" if compress else "fuzzed.pkl")
+
+
+@FUZZ
+@given(st.binary(max_size=600))
+def test_arbitrary_bytes_are_refused_in_one_line(content):
+    _check_fuzzed(content, "noise.pkl")
