@@ -40,17 +40,35 @@ def _py2_repr(data: bytes) -> bytes:
 
 
 class Py2Pickler:
-    """Emits what Python 2's cPickle wrote for tuples, lists, ints and NumPy arrays/scalars (no memo)."""
+    """Emits what Python 2's cPickle wrote for tuples, lists, ints and NumPy arrays/scalars.
+
+    Like cPickle, every global and dtype is memoized (PUT) and a dtype seen
+    before is fetched from the memo (GET), so one dtype object serves many arrays.
+    """
 
     def __init__(self, protocol: int, module: str = "numpy.core.multiarray") -> None:
         self.protocol = protocol
         self.module = module.encode()
+        self.memo: dict[object, int] = {}
+
+    def _put(self, key) -> bytes:
+        index = self.memo.setdefault(key, len(self.memo))
+        if self.protocol == 0:
+            return b"p%d\n" % index
+        return b"r" + struct.pack("<I", index)
+
+    def _get(self, key) -> bytes | None:
+        if key not in self.memo:
+            return None
+        index = self.memo[key]
+        return b"g%d\n" % index if self.protocol == 0 else b"j" + struct.pack("<I", index)
 
     def dumps(self, obj) -> bytes:
         return (b"\x80\x02" if self.protocol == 2 else b"") + self._save(obj) + b"."
 
     def _global(self, module: bytes, name: bytes) -> bytes:
-        return b"c" + module + b"\n" + name + b"\n"
+        key = ("global", module, name)
+        return self._get(key) or b"c" + module + b"\n" + name + b"\n" + self._put(key)
 
     def _str(self, data: bytes) -> bytes:
         if self.protocol == 0:
@@ -64,13 +82,17 @@ class Py2Pickler:
         return b"(" + b"".join(items) + b"t"
 
     def _dtype(self, dtype: np.dtype) -> bytes:
+        key = ("dtype", dtype.str)
+        seen = self._get(key)
+        if seen is not None:
+            return seen
         code = dtype.str[1:].encode()
         none = b"N"
         args = self._tuple([self._str(code), self._int(0), self._int(1)])
         state = self._tuple(
             [self._int(3), self._str(b"<"), none, none, none, self._int(-1), self._int(-1), self._int(0)]
         )
-        return self._global(b"numpy", b"dtype") + args + b"R" + state + b"b"
+        return self._global(b"numpy", b"dtype") + args + b"R" + self._put(key) + state + b"b"
 
     def _save(self, obj) -> bytes:
         if isinstance(obj, tuple):
