@@ -96,10 +96,10 @@ def _clean_env() -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="module")
-def system_venv(tmp_path_factory) -> Path:
-    """A venv over the base interpreter's site-packages (as on a GPU node), pip borrowed from there."""
-    venv = tmp_path_factory.mktemp("gpu-venv") / "venv"
+@pytest.fixture
+def system_venv(tmp_path) -> Path:
+    """A fresh venv over the base interpreter's site-packages (as on a GPU node), pip borrowed from there."""
+    venv = tmp_path / "venv"
     subprocess.run(
         [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True, timeout=60
     )
@@ -293,3 +293,66 @@ def test_tests_cpu_uses_the_cpu_index_only_when_it_answers(noxfile, monkeypatch)
     assert noxfile._torch_requirement(_Session()) == ["torch==2.13.0"]  # CUDA machine: the CUDA build
     monkeypatch.setattr(noxfile, "TORCH_SPEC", "torch --index-url https://example.invalid/x")
     assert noxfile._torch_requirement(_Session()) == ["torch", "--index-url", "https://example.invalid/x"]
+
+
+# -- benchmarks/gpu_check.sh without a GPU: the GPU steps are skipped, the rest runs and finishes ----------
+@pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="a CUDA machine: the GPU steps would run")
+def test_gpu_check_without_a_gpu_skips_the_gpu_steps_and_finishes(system_venv, tmp_path):
+    if shutil.which("bash") is None or shutil.which("timeout") is None:
+        pytest.skip("needs bash and coreutils' timeout")
+    wheelhouse = tmp_path / "wheels"
+    wheelhouse.mkdir()
+    for name, row in _status(system_venv)["required"].items():
+        if not row["ok"]:
+            repack_wheel(name, wheelhouse)
+    scratch, out = tmp_path / "tmp", tmp_path / "out"
+    scratch.mkdir()
+    env = {
+        **_clean_env(),
+        "GPU_CHECK_TINY": "1",
+        "GPU_CHECK_PYTHON": sys.executable,
+        "GPU_CHECK_WHEELS": str(wheelhouse),
+        "TMPDIR": str(scratch),
+    }
+    start = time.perf_counter()
+    proc = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    seconds = time.perf_counter() - start
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    summary = (out / "summary.txt").read_text()
+    for step in ("install", "versions", "bench"):
+        assert re.search(rf"^{step} +ok ", summary, re.M), summary
+    for step in ("tests-gpu", "train-gpu"):
+        assert re.search(rf"^{step} +skipped .*no CUDA device", summary, re.M), summary
+    report = json.loads((out / "bench.json").read_text())
+    gpu_rows = [r for r in report["rows"] if r["gpu"]]
+    assert gpu_rows and all(r["seconds_per_epoch"] is None and r["skipped"].startswith("skipped: ") for r in gpu_rows)
+    assert any(r["seconds_per_epoch"] for r in report["rows"] if r["label"] == "portable_nn numpy (cpu)")
+    assert all(v is None for v in [c["crossover_batch"] for c in report["crossover"].values()])
+    assert "GPU steps skipped: no CUDA device" in (out / "gpu_check.log").read_text()
+    assert list(scratch.iterdir()) == []  # the venv and the synthetic data are removed
+    print(f"gpu_check.sh (tiny, no GPU): {seconds:.1f} s")
+
+
+def test_gpu_check_refuses_a_missing_data_dir_before_any_work(tmp_path):
+    if shutil.which("bash") is None:
+        pytest.skip("needs bash")
+    env = {**_clean_env(), "GPU_CHECK_DATA": str(tmp_path / "nothere"), "GPU_CHECK_PYTHON": sys.executable}
+    proc = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"gpu_check.sh: error: no MNIST directory {tmp_path / 'nothere'} "
+        "(set GPU_CHECK_DATA, or cp -r /work/shared/data/mnist .gpu-data/)"
+    ]
+    assert not (tmp_path / "out" / "summary.txt").exists()
