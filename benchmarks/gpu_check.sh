@@ -8,7 +8,7 @@
 #   install    a venv over the system site-packages; benchmarks/gpu_env.py installs only what is
 #              missing, from the wheelhouse with --no-index, then the project (--no-deps --no-build-isolation -e .)
 #   tests-gpu  what `nox -s tests-gpu` runs: the suite on numpy + cupy (+ torch:cuda, jax:gpu where they
-#              see a GPU), required backends, fail-fast (-x)
+#              see a GPU), required backends, fail-fast (-x); only the GPU tests (-k "$GPU_CHECK_TESTS_K")
 #   train-gpu  examples/train_gpu.py for 3 epochs
 #   bench      benchmarks/gpu_bench.py: seconds per epoch (float32, [784,30,10] and [784,100,10], batch
 #              1/10/100/1000, ch6-conv1 at batch 10/100) on the GPU and this machine's CPU -> bench.json
@@ -24,7 +24,8 @@
 #
 # Variables: GPU_CHECK_DATA (MNIST directory, default .gpu-data/mnist), GPU_CHECK_WHEELS (default
 # .gpu-wheels), GPU_CHECK_PYTHON (default python3), GPU_CHECK_BUDGET (seconds for the whole run, default
-# 510), GPU_CHECK_TINY=1 (synthetic data and tiny sizes: the smoke run tests/test_examples.py makes).
+# 510), GPU_CHECK_TESTS_K (pytest -k for tests-gpu, default "cupy or cuda or gpu"; "" for the whole
+# suite), GPU_CHECK_TINY=1 (synthetic data and tiny sizes: the smoke run tests/test_gpu_offline.py makes).
 set -uo pipefail
 
 if [ $# -ne 1 ]; then
@@ -39,6 +40,9 @@ TINY="${GPU_CHECK_TINY:-0}"
 DATA="${GPU_CHECK_DATA:-.gpu-data/mnist}"
 WHEELS="${GPU_CHECK_WHEELS:-.gpu-wheels}"
 BUDGET="${GPU_CHECK_BUDGET:-510}"
+# The GPU-parametrised tests (ids with cupy, torch:cuda, jax:gpu) and those named for the GPU: the rest
+# is tests-cpu's, and the whole suite with four backends may not fit the cap.  "" runs everything.
+TESTS_K="${GPU_CHECK_TESTS_K-cupy or cuda or gpu}"
 
 # -- everything that can be wrong before any work starts ------------------------------------------
 if ! mkdir -p "$OUT" 2>/dev/null || [ ! -w "$OUT" ]; then
@@ -170,8 +174,8 @@ else
     BACKENDS="$("$VPY" benchmarks/gpu_env.py backends 2> "$OUT/backends.txt" | tail -n 1)"
     cat "$OUT/backends.txt"
     note "PORTABLE_NN_BACKENDS=$BACKENDS"
-    TESTS=()
-    [ "$TINY" = 1 ] && TESTS=(tests/test_backprop.py)
+    TESTS=(-k "$TESTS_K")
+    [ "$TINY" = 1 ] && TESTS+=(tests/test_backprop.py)
     step tests-gpu 240 env PORTABLE_NN_BACKENDS="$BACKENDS" PORTABLE_NN_REQUIRE_BACKENDS=1 \
         PORTABLE_NN_MNIST_DIR="$DATA" "$VPY" -m pytest -x -q -p no:cacheprovider --durations=15 "${TESTS[@]}"
     step train-gpu 60 "$VPY" examples/train_gpu.py --data-dir "$DATA" --epochs 3

@@ -356,3 +356,45 @@ def test_gpu_check_refuses_a_missing_data_dir_before_any_work(tmp_path):
         "(set GPU_CHECK_DATA, or cp -r /work/shared/data/mnist .gpu-data/)"
     ]
     assert not (tmp_path / "out" / "summary.txt").exists()
+
+
+class _GpuSession(_Session):
+    """A stand-in nox session for tests-gpu: records runs, answers the CuPy probe and the backends listing."""
+
+    def __init__(self, has_cupy: bool, listing: str) -> None:
+        super().__init__()
+        self.runs: list[tuple[tuple[str, ...], dict]] = []
+        self.has_cupy, self.listing = has_cupy, listing
+        self.posargs: list[str] = []
+
+    def run(self, *args: str, **kwargs: object) -> str:
+        self.runs.append((args, kwargs))
+        if args[:2] == ("python", "-c"):
+            return f"{self.has_cupy}\n"
+        if args[-1:] == ("backends",):
+            return self.listing
+        return ""
+
+    def skip(self, reason: str) -> None:
+        raise pytest.skip.Exception(reason)
+
+    def error(self, reason: str) -> None:
+        raise RuntimeError(reason)
+
+
+def test_tests_gpu_installs_offline_then_runs_the_listed_backends(noxfile, monkeypatch):
+    monkeypatch.setattr(noxfile, "_cuda_major", lambda: 13)
+    session = _GpuSession(has_cupy=True, listing="note: jax ... left out\nnumpy,cupy,torch:cuda\n")
+    noxfile.tests_gpu(session)
+    commands = [args for args, _ in session.runs]
+    assert ("python", "benchmarks/gpu_env.py", "install") in commands  # nothing extra: CuPy is there
+    pytest_args, pytest_kwargs = session.runs[-1]
+    assert pytest_args[0] == "pytest"
+    expected = {"PORTABLE_NN_BACKENDS": "numpy,cupy,torch:cuda", "PORTABLE_NN_REQUIRE_BACKENDS": "1"}
+    assert pytest_kwargs["env"] == expected
+    session = _GpuSession(has_cupy=False, listing="numpy,cupy")
+    noxfile.tests_gpu(session)
+    assert ("python", "benchmarks/gpu_env.py", "install", "--extra=cupy-cuda13x") in [a for a, _ in session.runs]
+    monkeypatch.setattr(noxfile, "_cuda_major", lambda: None)
+    with pytest.raises(pytest.skip.Exception, match="no CUDA device"):
+        noxfile.tests_gpu(_GpuSession(has_cupy=False, listing=""))
