@@ -43,7 +43,10 @@ def output_dir(args: argparse.Namespace, example: str) -> Path:
         out = DOCS
     elif args.out is None:
         out = RUNS / example
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            fail(f"cannot create the default output directory {out} ({exc.strerror}); name one with --out DIR")
     else:
         out = args.out
         if out.exists() and not out.is_dir():
@@ -51,7 +54,10 @@ def output_dir(args: argparse.Namespace, example: str) -> Path:
         if not out.exists():
             if not out.parent.is_dir():
                 fail(f"--out {out}: its directory {out.parent} does not exist")
-            out.mkdir()
+            try:
+                out.mkdir()
+            except OSError as exc:
+                fail(f"--out {out}: cannot create it ({exc.strerror})")
     if not os.access(out, os.W_OK | os.X_OK):
         fail(f"--out {out}: directory is not writable")
     return out
