@@ -31,6 +31,7 @@ import importlib
 import importlib.util
 import json
 import platform
+import random
 import sys
 import tempfile
 import time
@@ -112,8 +113,6 @@ class CupySeed(SeedMatrix):
         eye = cp.eye(N_OUT, dtype=self.dtype)
         ys = eye[cp.asarray(labels)]
         self.data = [(xs[i].reshape(N_IN, 1), ys[i].reshape(N_OUT, 1)) for i in range(xs.shape[0])]
-        import random
-
         self.random = random.Random(seed)
 
     def update_mini_batch(self, mini_batch, eta):
