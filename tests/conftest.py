@@ -1,6 +1,7 @@
 """Backend fixtures and a per-backend summary of the run.
 
-``PORTABLE_NN_BACKENDS=numpy,torch`` restricts the backends;
+``PORTABLE_NN_BACKENDS=numpy,torch`` restricts the backends (an entry may
+name a device: ``torch:cuda``, ``jax:gpu``, ``cupy:1``);
 ``PORTABLE_NN_REQUIRE_BACKENDS=1`` turns an unavailable backend into a test
 failure instead of a skip (the nox GPU session sets it, so a broken CuPy
 cannot pass as "skipped").  ``PORTABLE_NN_MNIST_DIR`` points the real-data
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import pytest
 from helpers import device_for, make_backend, requested_backends
+
+from portable_nn import BackendUnavailableError
 
 _COUNTS: dict[str, Counter] = defaultdict(Counter)
 _BACKEND_OF: dict[str, str] = {}
@@ -59,7 +62,10 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.section("tests per backend")
     for name in requested_backends():
         counts = _COUNTS.get(name, Counter())
-        device = device_for(name)
+        try:
+            device = device_for(name)
+        except BackendUnavailableError:
+            device = None
         where = f" on {device}" if device is not None else ""
         terminalreporter.write_line(
             f"{name}{where}: {counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped"

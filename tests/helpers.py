@@ -29,15 +29,48 @@ PARITY_TOL = {"float64": 1e5 * np.finfo(np.float64).eps, "float32": 1e3 * np.fin
 
 
 def requested_backends() -> tuple[str, ...]:
-    """Backends named in ``PORTABLE_NN_BACKENDS`` (comma separated), default all."""
+    """Backends named in ``PORTABLE_NN_BACKENDS`` (comma separated), default all.
+
+    An entry is a backend name, optionally with a device: ``torch:cuda``,
+    ``jax:gpu``, ``cupy:1``, ``torch:cpu`` (see :func:`device_for`).
+    """
     raw = os.environ.get("PORTABLE_NN_BACKENDS", "").strip()
     if not raw:
         return ALL_BACKENDS
     names = tuple(n.strip() for n in raw.split(",") if n.strip())
-    unknown = sorted(set(names) - set(ALL_BACKENDS))
+    unknown = sorted({n for n in names if split_entry(n)[0] not in ALL_BACKENDS})
     if unknown:
         raise pytest.UsageError(f"PORTABLE_NN_BACKENDS: unknown backend(s) {unknown}; known: {ALL_BACKENDS}")
     return names
+
+
+def split_entry(entry: str) -> tuple[str, str | None]:
+    """``"torch:cuda"`` -> ``("torch", "cuda")``; ``"numpy"`` -> ``("numpy", None)``."""
+    name, sep, device = entry.partition(":")
+    return name, (device if sep else None)
+
+
+def _named_device(name: str, device: str) -> Any:
+    """The library's device object for ``device`` (``torch:cuda``, ``jax:gpu``, ``cupy:0``, ...).
+
+    Raises :class:`BackendUnavailableError` when the library is missing or has no such device.
+    """
+    try:
+        if name == "torch":
+            torch = importlib.import_module("torch")
+            return torch.empty(0, device=device).device  # "cuda" -> cuda:0; raises without CUDA
+        if name == "jax":
+            return importlib.import_module("jax").devices(device)[0]  # "gpu", "cpu"
+        if name == "cupy":
+            cupy = importlib.import_module("cupy")
+            return cupy.cuda.Device(int(device))
+        if name == "array_api_strict":
+            return importlib.import_module("array_api_strict").Device(device)
+    except (ImportError, RuntimeError, AssertionError, ValueError) as exc:
+        raise BackendUnavailableError(f"{name}:{device}: no such device here ({type(exc).__name__}: {exc})") from exc
+    if name == "numpy" and device == "cpu":
+        return "cpu"
+    raise BackendUnavailableError(f"{name}:{device}: devices are not supported for {name}")
 
 
 def backends_required() -> bool:
@@ -46,7 +79,14 @@ def backends_required() -> bool:
 
 
 def device_for(name: str) -> Any:
-    """The device tests place ``name``'s arrays on (``None``: the library default)."""
+    """The device tests place ``name``'s arrays on (``None``: the library default).
+
+    ``name`` may carry a device (``torch:cuda``); a device the machine lacks
+    raises :class:`BackendUnavailableError`.
+    """
+    name, device = split_entry(name)
+    if device is not None:
+        return _named_device(name, device)
     if name == "array_api_strict" and importlib.util.find_spec("array_api_strict") is not None:
         # A non-default device: any array created without device=... lands on
         # CPU_DEVICE and mixing the two raises, so a misplaced array is caught.
@@ -55,9 +95,9 @@ def device_for(name: str) -> Any:
 
 
 def make_backend(name: str) -> Backend:
-    """Resolve a backend for a test, or skip (fail when backends are required)."""
+    """Resolve a backend (``name`` or ``name:device``) for a test, or skip (fail when backends are required)."""
     try:
-        return resolve_backend(name, device_for(name))
+        return resolve_backend(split_entry(name)[0], device_for(name))
     except BackendUnavailableError as exc:
         if backends_required():
             pytest.fail(f"backend {name!r} was required but is unavailable: {exc}", pytrace=False)
