@@ -51,16 +51,17 @@ def training_data(config: RunConfig) -> tuple[Dataset, Dataset]:
     """Training data (the first ``train_size`` of the book's 50,000) and the evaluation set (test or validation)."""
     (train_x, train_y), (test_x, test_y) = load_mnist(config.data_dir, download=config.download, dtype="uint8")
     given = config.train_size is not None
-    if config.eval_data == "validation":
+    size = config.train_size if given else BOOK_TRAIN
+    validation = config.eval_data == "validation"
+    pool_x, pool_y = (train_x[:BOOK_TRAIN], train_y[:BOOK_TRAIN]) if validation else (train_x, train_y)
+    train = _take(pool_x, pool_y, size, "training set", "--train-size", given, config)
+    if validation:
         evaluation = _take(
             train_x[BOOK_TRAIN:], train_y[BOOK_TRAIN:], config.test_size, "validation set", "--test-size",
             config.test_size_given, config,
         )  # fmt: skip
-        train_x, train_y = train_x[:BOOK_TRAIN], train_y[:BOOK_TRAIN]
     else:
         evaluation = _take(test_x, test_y, config.test_size, "test set", "--test-size", config.test_size_given, config)
-    size = config.train_size if given else BOOK_TRAIN
-    train = _take(train_x, train_y, size, "training set", "--train-size", given, config)
     return train, evaluation
 
 
