@@ -180,7 +180,8 @@ def read_digit_image(path: str | os.PathLike[str], *, raw: bool = False) -> np.n
     path = Path(path)
     ink = ink_image(*_open(path))
     if raw:
-        return _resize(ink, (FIELD, FIELD)).reshape(FIELD * FIELD)
+        fitted = ink if ink.shape == (FIELD, FIELD) else _resize(ink, (FIELD, FIELD))
+        return fitted.reshape(FIELD * FIELD)
     try:
         return mnist_like(ink).reshape(FIELD * FIELD)
     except DigitImageError as exc:
