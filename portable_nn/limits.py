@@ -160,10 +160,10 @@ def _layer_work(layer: object) -> Work:
     filter_shape = getattr(layer, "filter_shape", None)
     if filter_shape is not None:
         f, c, kh, kw = (int(d) for d in filter_shape)
-        conv = f * math.prod(int(d) for d in getattr(layer, "conv_shape"))
-        pooled = math.prod(int(d) for d in getattr(layer, "out_shape"))
+        conv = f * math.prod([int(d) for d in getattr(layer, "conv_shape")])  # noqa: B009 - any layer object
+        pooled = math.prod([int(d) for d in getattr(layer, "out_shape")])  # noqa: B009
         return Work(conv + pooled, 2 * c * kh * kw * conv + conv)
-    n_in, n_out = int(getattr(layer, "n_in")), int(getattr(layer, "n_out"))
+    n_in, n_out = int(getattr(layer, "n_in")), int(getattr(layer, "n_out"))  # noqa: B009
     return Work(n_out, 2 * n_in * n_out)
 
 

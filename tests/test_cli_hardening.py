@@ -48,13 +48,18 @@ def _env(**extra: str) -> dict[str, str]:
     return {**env, "PYTHONUNBUFFERED": "1", **extra}
 
 
-@pytest.fixture
-def work(tmp_path, monkeypatch):
+def make_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A working directory for the command (fallback saves land here) with its own user cache."""
     directory = tmp_path / "work"
     directory.mkdir()
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     return directory
+
+
+@pytest.fixture
+def work(tmp_path, monkeypatch):
+    """See :func:`make_work`."""
+    return make_work(tmp_path, monkeypatch)
 
 
 def cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:

@@ -8,9 +8,15 @@ import json
 import re
 
 import pytest
-from test_cli_hardening import TINY, _env, assert_error, cli, old_model, work  # noqa: F401 - work is a fixture
+from test_cli_hardening import TINY, assert_error, cli, make_work, old_model
 
 SUMMARY = re.compile(r"^final: .* on numpy \(cpu\); (?P<reason>.+)$", re.MULTILINE)
+
+
+@pytest.fixture
+def work(tmp_path, monkeypatch):
+    """A working directory for the command, with its own user cache (:func:`test_cli_hardening.make_work`)."""
+    return make_work(tmp_path, monkeypatch)
 
 
 def test_evaluate_reads_only_the_test_files(work, mnist_dir, tmp_path):
@@ -31,7 +37,7 @@ def test_evaluate_reads_only_the_test_files(work, mnist_dir, tmp_path):
     ("flags", "reason"),
     [
         (["--epochs", "2"], "all 2 epochs done"),
-        (["--epochs", "40", "--early-stopping", "1", "--eta", "30"], "early stopping: no better evaluation accuracy in 1 epochs"),
+        (["--epochs", "40", "--early-stopping", "1", "--eta", "30"], "early stopping: no better evaluation accuracy"),
         (["--epochs", "60", "--schedule", "1", "--eta", "30"], "the learning-rate schedule reached eta/128 (0.234375)"),
         (["--epochs", "2", "--eta", "1e6"], "diverged"),
     ],

@@ -25,15 +25,21 @@ from test_cli_hardening import (
     assert_error,
     assert_not_trained,
     cli,
+    make_work,
     no_temporaries,
     old_model,
     snapshot,
-    work,  # noqa: F401 - a fixture
 )
 
 from portable_nn import Network, load, network2
 from portable_nn.dataforms import Dataset
 from portable_nn.mnist import load_mnist
+
+
+@pytest.fixture
+def work(tmp_path, monkeypatch):
+    """A working directory for the command, with its own user cache (:func:`test_cli_hardening.make_work`)."""
+    return make_work(tmp_path, monkeypatch)
 
 
 def _run(args: list[str], cwd: Path, **popen: object) -> subprocess.Popen:
@@ -117,7 +123,9 @@ def test_train_piped_into_head_still_saves_the_model(work, mnist_dir):
 
 
 def test_quiet_train_into_a_closed_pipe_still_saves_the_model(work, mnist_dir):
-    proc = _run(_train_args(mnist_dir, "--quiet", "--save", "m.npz"), work, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = _run(
+        _train_args(mnist_dir, "--quiet", "--save", "m.npz"), work, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     assert proc.stdout is not None
     proc.stdout.close()  # `| head -c 0`
     _, err = proc.communicate(timeout=120)

@@ -106,7 +106,7 @@ def _forms(digit: Image.Image, directory: Path) -> dict[str, Path]:
     Image.fromarray(rgba, "RGBA").save(paths["rgba-black.png"])
     rgba[..., :3] = 255  # white ink, drawn only by its alpha
     Image.fromarray(rgba, "RGBA").save(paths["rgba-white.png"])
-    Image.fromarray((np.asarray(digit, dtype=np.uint16) * 257)).save(paths["16bit.png"])
+    Image.fromarray(np.asarray(digit, dtype=np.uint16) * 257).save(paths["16bit.png"])
     Image.fromarray(np.asarray(digit, dtype=np.float32) / 255.0, "F").save(paths["float.tif"])
     Image.fromarray(np.asarray(digit, dtype=np.float32), "F").save(paths["float255.tif"])
     la = np.stack([np.zeros_like(ink), ink], axis=-1)

@@ -108,7 +108,7 @@ def ensure_standard_streams() -> None:
                 _BROKEN.add(name)
     for name in ("stdout", "stderr"):
         if getattr(sys, name) is None:  # Python found the descriptor closed at start-up
-            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115 - lives as long as sys
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))
             _BROKEN.add(name)
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import limits
+from ..layers import Layer
 from ..network3 import PRESETS, NetworkSpec
 from ..validation import max_parameters
 from .common import CommandError
@@ -177,5 +178,5 @@ def check_network_size(config: RunConfig) -> int:
     return count
 
 
-def _layer_parameters(layer: object) -> int:
-    return math.prod(getattr(layer, "w_shape")) + math.prod(getattr(layer, "b_shape"))
+def _layer_parameters(layer: Layer) -> int:
+    return math.prod(layer.w_shape) + math.prod(layer.b_shape)

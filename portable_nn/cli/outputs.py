@@ -130,11 +130,15 @@ def write_outputs(outputs: dict[str, Path], writers: Writers) -> WriteReport:
     return report
 
 
-def _rescue(option: str, path: Path, kind: str, write: Callable[[Path], Path], exc: OSError, report: WriteReport) -> str:
+def _rescue(
+    option: str, path: Path, kind: str, write: Callable[[Path], Path], exc: OSError, report: WriteReport
+) -> str:
     reason = exc.strerror or str(exc)
     try:
         rescue = write(fallback_path(path, f"{option} file"))
     except OSError as again:
-        return f"portable-nn train: error: could not write {option} {path} ({reason}), nor a fallback ({describe(again)})"
+        return (
+            f"portable-nn train: error: could not write {option} {path} ({reason}), nor a fallback ({describe(again)})"
+        )
     report.written.append(option)
     return f"portable-nn train: error: could not write {option} {path} ({reason}); saved the {kind} to {rescue} instead"

@@ -58,8 +58,7 @@ class EpochPrinter:
                 extras += f"; evaluation cost {result.evaluation_cost:.4f}"
             say(
                 f"epoch {result.epoch + 1}/{self.epochs}: {result.correct} / {result.n_test} "
-                f"({100 * (result.accuracy or 0.0):.2f}%) {result.seconds:.2f} s {self.net.backend.describe()}"
-                + extras
+                f"({100 * (result.accuracy or 0.0):.2f}%) {result.seconds:.2f} s {self.net.backend.describe()}" + extras
             )
         if len(self.history) < self.epochs:
             self.start_epoch()

@@ -77,7 +77,7 @@ def preset_data(config: RunConfig, spec: NetworkSpec) -> tuple[Dataset, Dataset,
             )
         expanded = load_expanded_training_data(config.data_dir)
         train = _take(
-            expanded.images, expanded.labels, config.train_size or EXPANDED_TRAIN, "expanded training set",
+            expanded.inputs, expanded.labels, config.train_size or EXPANDED_TRAIN, "expanded training set",
             "--train-size", given, config,
         )  # fmt: skip
     else:
@@ -213,9 +213,8 @@ def _train(config: RunConfig, stop: StopRequest) -> int:
     for warning in caught:
         warn(f"portable-nn train: warning: {warning.message} (--eta)")
     if interrupted:
-        warn(
-            f"\ninterrupted ({name}) after {len(printer.history)} complete epoch(s), {time.perf_counter() - start:.1f} s"
-        )
+        seconds = time.perf_counter() - start
+        warn(f"\ninterrupted ({name}) after {len(printer.history)} complete epoch(s), {seconds:.1f} s")
     _print_summary(printer, test, reason, outputs, report)
     status = report.status if report is not None else 0
     return stop.status if interrupted or stop.signal_name or (report and report.interrupted) else status
@@ -250,4 +249,3 @@ def cmd_train(args: argparse.Namespace) -> int:
     stop = StopRequest()
     with stop.installed():  # from the start: a signal during the checks or loading also ends cleanly
         return _train(config_from_args(args), stop)
-
