@@ -215,6 +215,20 @@ def test_the_work_limits_apply_to_train_and_are_overridable(work, mnist_dir):
     assert_error(cli("train", cwd=work, env=_env(PORTABLE_NN_MAX_ACTIVATIONS="lots")), 2, "PORTABLE_NN_MAX_ACTIVATIONS")
 
 
+def test_work_counts_for_the_three_chapters():
+    """The counting function knows dense sizes and chapter 6's layer kinds; the book's networks are far inside."""
+    from portable_nn import limits, network3
+
+    assert limits.network_work([784, 30, 10]) == limits.Work(40, 2 * (784 * 30 + 30 * 10))
+    conv = network3.ConvPoolLayer((20, 1, 5, 5), (10, 1, 28, 28), (2, 2))
+    # 20 filters x 24x24 convolution outputs (25 multiply-adds each, plus the bias), then 20x12x12 pooled
+    assert limits.network_work([conv]) == limits.Work(20 * 24 * 24 + 20 * 12 * 12, 20 * 24 * 24 * (2 * 25 + 1))
+    assert limits.network_work([network3.SoftmaxLayer(100, 10)]) == limits.Work(10, 2000)
+    for name, spec in network3.PRESETS.items():
+        work = limits.check_work(limits.network_work(spec(10).layers()), name)
+        assert work.activations < limits.ACTIVATIONS.value() // 100 and work.flops < limits.FLOPS.value() // 100
+
+
 # -- class 10: predict never blocks on a FIFO ------------------------------------------------------------
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
 def test_predict_refuses_a_fifo(work):
