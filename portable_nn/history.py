@@ -308,7 +308,11 @@ def plot_title(path: str | os.PathLike[str]) -> str:
         return ""
     network = settings.pop("network", None)
     stopped = settings.pop("stopped", None)
-    shown = ", ".join(f"{k} {v}" for k, v in settings.items() if v not in (None, 0, 0.0, "") and k != "sizes")
+    shown = ", ".join(
+        f"{k} {v}"
+        for k, v in settings.items()
+        if v is not None and v != "" and k != "sizes" and (k == "seed" or v is True or v != 0)  # 0: off
+    )
     title = f"{network or Path(path).name}: {shown}"
     title = title if len(title) <= _TITLE_CHARS else title[: _TITLE_CHARS - 3] + "..."
     return f"{title}\n({stopped})" if stopped else title
