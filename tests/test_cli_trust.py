@@ -276,6 +276,14 @@ def test_more_layers_than_a_model_file_may_hold_are_refused_up_front(work):
     assert not (work / "m.npz").exists()
 
 
+def test_saving_refuses_what_loading_would_refuse(tmp_path):
+    """The Python API's save has the limit of ``train`` and ``load``: no file is written that cannot be read."""
+    net = network2.Network([784, *[1] * 1000, 10], seed=0)
+    with pytest.raises(ValueError, match="1002 layer sizes; a model file holds at most 1000"):
+        net.save(tmp_path / "deep.npz")
+    assert not (tmp_path / "deep.npz").exists()
+
+
 @pytest.mark.parametrize(("option", "value", "what"), [("--train-size", "1000000000", "training set"),
                                                        ("--test-size", "20000", "test set")])  # fmt: skip
 def test_sizes_beyond_the_data_are_errors(work, mnist_dir, option, value, what):
