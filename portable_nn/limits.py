@@ -60,6 +60,7 @@ __all__ = [
     "IDX_BYTES",
     "MAX_LAYERS",
     "MODEL_BYTES",
+    "WORK",
     "Limit",
     "Work",
     "check_work",
@@ -138,7 +139,10 @@ FLOPS = Limit("max_flops", "PORTABLE_NN_MAX_FLOPS", 2**30, "most FLOPs per image
 #: Longest list of layer sizes (``sizes``) a fully connected network may have, for training, saving and loading.
 MAX_LAYERS = 1000
 
-ALL = (IDX_BYTES, DOWNLOAD_BYTES, HISTORY_BYTES, MODEL_BYTES, ACTIVATIONS, FLOPS)
+#: The size limits (bytes).
+ALL = (IDX_BYTES, DOWNLOAD_BYTES, HISTORY_BYTES, MODEL_BYTES)
+#: The work limits (counts per image).
+WORK = (ACTIVATIONS, FLOPS)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from .parser import build_parser
 def _check_environment() -> None:
     """The limits set in the environment parse (a typo is a usage error, not a silent default)."""
     try:
-        for limit in limits.ALL:
+        for limit in (*limits.ALL, *limits.WORK):
             limit.value()
         max_parameters()
     except ValueError as exc:
