@@ -80,6 +80,8 @@ def save(net: DenseNetwork, path: str | os.PathLike[str]) -> Path:
     """
     path = Path(path)
     fmt = _format_of(path)
+    if len(net.sizes) > _MAX_LAYERS:
+        raise ValueError(f"not saving {path}: {len(net.sizes)} layer sizes; a model file holds at most {_MAX_LAYERS}")
     weights = [to_numpy(w) for w in net.weights]
     biases = [to_numpy(b) for b in net.biases]
     for i, (w, b) in enumerate(zip(weights, biases)):
@@ -117,8 +119,8 @@ def _check_size(path: Path) -> None:
         raise ModelFileError(f"{path}: the file is empty")
 
 
-#: Longest ``sizes`` array a model file may have (layers); more is never a network anyone trains.
-_MAX_LAYERS = 1000
+#: Longest ``sizes`` array a model file may have (layers); the same limit for ``train``, saving and loading.
+_MAX_LAYERS = limits.MAX_LAYERS
 #: Largest ``meta`` member (a short JSON string) in bytes.
 _MAX_META_BYTES = 1 << 16
 #: Deflate's largest expansion (1032:1): the most a compressed member of n bytes can hold.
