@@ -36,7 +36,7 @@ from typing import Any
 
 from . import __version__, limits
 from .atomic import OutputPathError, check_writable, fallback_path
-from .backends import KNOWN_BACKENDS, BackendUnavailableError
+from .backends import KNOWN_BACKENDS, BackendUnavailableError, enable_jax_x64
 from .costs import COST_ALIASES
 from .dataforms import Dataset
 from .download import DownloadError
@@ -772,6 +772,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         _check_environment()
+        if getattr(args, "backend", None) == "jax":  # the command owns its process: --dtype float64 means float64
+            enable_jax_x64()
         return commands[args.command](args)
     except CommandError as exc:
         if debug:

@@ -5,12 +5,13 @@ against the standard only, which is exactly what ``jax.jit`` traces.  For JAX
 this module compiles it twice: the step alone (for a last, smaller
 mini-batch) and a *chunk* of full mini-batches as one ``jax.lax.fori_loop``
 over rows ``start:stop`` of the epoch's ``(n_batches, m)`` order.  The epoch
-loop (:mod:`portable_nn.training`) calls the chunk about
-:data:`CHUNKS_PER_EPOCH` times per epoch: few enough calls that a batch-1
-epoch costs no more than one compiled loop (measured in
-``docs/benchmarks.md``), often enough that progress is reported and Ctrl-C is
-seen every ~2% of an epoch.  ``start`` and ``stop`` are traced, so every chunk
-of an epoch, the last shorter one included, runs the same compiled function.
+loop (:mod:`portable_nn.training`) sizes the chunks (:func:`chunk_size`) to
+last about :data:`CHUNK_SECONDS` each: often enough that progress is reported
+and Ctrl-C is seen within a fraction of a second, few enough that an epoch
+costs no more than the single compiled loop it replaced (measured in
+``docs/benchmarks.md``).  ``start`` and ``stop`` are traced, so every chunk,
+the last shorter one included, runs the same compiled function (one
+compilation per order shape).
 Every other backend runs the step eagerly.  (``torch.compile`` was not
 adopted: the step is a handful of BLAS calls, and eager PyTorch already
 spends its time in them.)
@@ -27,8 +28,12 @@ from typing import Any
 
 from .backends import Backend
 
-#: An epoch of full mini-batches is run as at most this many compiled calls.
+#: The first epoch is cut into this many compiled calls, while the pace is not yet known.
 CHUNKS_PER_EPOCH = 50
+
+#: Then a compiled call aims to last about this long: progress and Ctrl-C every fifth of a second,
+#: and the ~0.1 ms a call costs (dispatch, wait) stays far below 1% of it.
+CHUNK_SECONDS = 0.2
 
 
 def compiles(backend: Backend) -> bool:
@@ -43,9 +48,15 @@ def compile_function(backend: Backend, fn: Callable[..., Any]) -> Callable[..., 
     return importlib.import_module("jax").jit(fn)
 
 
-def chunk_size(n_batches: int) -> int:
-    """Mini-batches per compiled call: ``ceil(n_batches / CHUNKS_PER_EPOCH)`` (at least 1)."""
-    return max(1, -(-n_batches // CHUNKS_PER_EPOCH))
+def chunk_size(n_batches: int, seconds_per_batch: float | None = None) -> int:
+    """Mini-batches per compiled call, between 1 and ``n_batches``.
+
+    Without a measured pace: ``ceil(n_batches / CHUNKS_PER_EPOCH)``.  With one:
+    as many mini-batches as take :data:`CHUNK_SECONDS`.
+    """
+    if seconds_per_batch is None or not seconds_per_batch > 0.0:
+        return max(1, -(-n_batches // CHUNKS_PER_EPOCH))
+    return max(1, min(n_batches, int(CHUNK_SECONDS / seconds_per_batch)))
 
 
 def epoch_function(backend: Backend, step: Callable[..., Any]) -> Callable[..., Any] | None:

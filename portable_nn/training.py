@@ -125,6 +125,8 @@ class _Runner:
     ) -> None:
         self.net, self.train, self.batch = net, train, batch
         self.step, self.epoch = compiled
+        self._pace: float | None = None  # seconds per compiled mini-batch, once measured
+        self._last_done: float | None = None
 
     def run(self, state: State, order: Any, eta: float, on_batch: Callable[[int], None] | None) -> State:
         """One epoch over ``order`` (``(n,)`` indices on the device) from ``state``; returns the new state.
@@ -137,7 +139,8 @@ class _Runner:
         n, m, data = self.train.n, self.batch, self.train
         full = n - n % m
         if self.epoch is not None and full:
-            state = self._chunks(state, self.net.backend.xp.reshape(order[:full], (full // m, m)), eta, on_batch)
+            rows = self.net.backend.xp.reshape(order if full == n else order[:full], (full // m, m))
+            state = self._chunks(state, rows, eta, on_batch)
             start = full
         else:
             start = 0
@@ -149,24 +152,35 @@ class _Runner:
         return state
 
     def _chunks(self, state: State, rows: Any, eta: float, on_batch: Callable[[int], None] | None) -> State:
-        """The compiled chunks over ``rows`` (``(n_batches, m)``), reporting each once it is computed."""
+        """The compiled chunks over ``rows`` (``(n_batches, m)``), reporting each once it is computed.
+
+        Chunk sizes follow the pace measured so far (:func:`~portable_nn.compiled.chunk_size`);
+        they change only how often Python looks in, never the result.
+        """
         n_batches, m = rows.shape
-        size, data, ones = chunk_size(n_batches), self.train, self.net._ones(m)
+        data, ones = self.train, self.net._ones(m)
         queued: tuple[State, int] | None = None
-        for start in range(0, n_batches, size):
-            stop = min(start + size, n_batches)
+        self._last_done = None
+        start = 0
+        while start < n_batches:
+            stop = min(start + chunk_size(n_batches, self._pace), n_batches)
             state = self.epoch(state, data.inputs, data.targets, rows, start, stop, ones, eta)
             if queued is not None:
-                self._finished(*queued, on_batch)  # KeyboardInterrupt lands here, between chunks
-            queued = (state, (stop - start) * m)
+                self._finished(*queued, m, on_batch)  # KeyboardInterrupt lands here, between chunks
+            queued, start = (state, stop - start), stop
         if queued is not None:
-            self._finished(*queued, on_batch)
+            self._finished(*queued, m, on_batch)
         return state
 
-    def _finished(self, state: State, examples: int, on_batch: Callable[[int], None] | None) -> None:
+    def _finished(self, state: State, batches: int, m: int, on_batch: Callable[[int], None] | None) -> None:
+        """Wait for the chunk that produced ``state``, note the pace, report its ``batches * m`` examples."""
         wait(self.net.backend, state)
+        now = time.perf_counter()
+        if self._last_done is not None:  # the device went from the previous chunk straight to this one
+            self._pace = (now - self._last_done) / batches
+        self._last_done = now
         if on_batch is not None:
-            on_batch(examples)
+            on_batch(batches * m)
 
 
 def _all_finite(xp: Any, state: State) -> bool:

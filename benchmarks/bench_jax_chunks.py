@@ -1,0 +1,203 @@
+"""JAX: the epoch in compiled chunks (what ``SGD`` runs) against one compiled whole-epoch loop.
+
+    python benchmarks/bench_jax_chunks.py --data-dir /work/shared/data/mnist            # ~3 min, 2 cores
+    python benchmarks/bench_jax_chunks.py --data-dir DIR --write docs/benchmarks.md      # also (re)write its section
+    python benchmarks/bench_jax_chunks.py --synthetic --n 2000 --rounds 1                # smoke run, random data
+
+Both sides run the same compiled step over the same order from the same
+state, on the network's resident device data: *chunked* is
+:meth:`portable_nn.training._Runner.run` (compiled calls of ~``CHUNK_SECONDS``
+each, each waited for while the next is queued, ``on_batch`` between them);
+*whole* is :func:`whole_epoch`, the loop ``SGD`` ran before chunks: one
+``jax.jit`` call of ``lax.fori_loop`` over every mini-batch.  Rounds alternate
+(whole, chunked, chunked, whole, ...) in one process after a warm-up epoch of
+each; the table gives the min and median seconds per epoch and their ratios,
+and the load average before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import platform
+import re
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make ``benchmarks`` and ``portable_nn`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+
+from portable_nn import initializers, network
+from portable_nn.compiled import CHUNK_SECONDS, CHUNKS_PER_EPOCH
+from portable_nn.dense import State
+from portable_nn.training import _Runner
+
+#: The section of ``docs/benchmarks.md`` this script owns, between these two lines.
+BEGIN = "<!-- bench_jax_chunks: begin -->"
+END = "<!-- bench_jax_chunks: end -->"
+CASES = (((784, 30, 10), 10), ((784, 30, 10), 100), ((784, 100, 10), 10), ((784, 100, 10), 100))
+
+
+def whole_epoch(step: Callable[..., State]) -> Callable[..., State]:
+    """``epoch(state, inputs, targets, rows, ones, eta) -> state``: ``step`` per row of ``rows``
+    (``(n_batches, m)`` indices), as one ``jax.jit`` call of ``lax.fori_loop`` (the pre-chunk epoch)."""
+    jax = importlib.import_module("jax")
+
+    def epoch(state: State, inputs: Any, targets: Any, rows: Any, ones: Any, eta: Any) -> State:
+        def body(i: Any, carry: State) -> State:
+            return step(carry, inputs, targets, rows[i], ones, eta)
+
+        return jax.lax.fori_loop(0, rows.shape[0], body, state)
+
+    return jax.jit(epoch)
+
+
+@dataclass
+class Case:
+    """One network and batch size, ready to time both epoch loops on the same data and order."""
+
+    net: network.Network
+    runner: _Runner
+    whole: Callable[..., State]
+    batch: int
+    calls: int = 0  # compiled chunks in the last chunked epoch
+
+    @classmethod
+    def build(cls, sizes: tuple[int, ...], batch: int, images: np.ndarray, labels: np.ndarray) -> Case:
+        net = network.Network(list(sizes), xp="jax", dtype="float32", seed=0)
+        data = net._device_data((images, labels), "training_data", training=True)
+        step, chunk = net._compiled_step(lmbda=0.0, n=data.n, mu=0.0, regularization="l2", divisor=data.divisor)
+        return cls(net, _Runner(net, data, batch, (step, chunk)), whole_epoch(step), batch)
+
+    def order(self) -> Any:
+        backend = self.net.backend
+        return backend.asarray(initializers.permutation(self.net._rng, self.runner.train.n), dtype=backend.index_dtype)
+
+    def run(self, mode: str, state: State, order: Any, eta: float = 3.0) -> State:
+        """One epoch from ``state`` over ``order`` (``n`` a multiple of the batch), ``mode`` "whole" or "chunked"."""
+        if mode == "chunked":
+            self.calls = 0
+            return self.runner.run(state, order, eta, self._count)
+        data, m = self.runner.train, self.batch
+        rows = self.net.xp.reshape(order, (data.n // m, m))
+        return self.whole(state, data.inputs, data.targets, rows, self.net._ones(m), eta)
+
+    def _count(self, examples: int) -> None:
+        self.calls += 1
+
+    def timed(self, mode: str) -> float:
+        jax = importlib.import_module("jax")
+        state, order = self.net._get_state(False), self.order()
+        jax.block_until_ready(order)
+        start = time.perf_counter()
+        jax.block_until_ready(self.run(mode, state, order))
+        return time.perf_counter() - start
+
+
+def load_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, str]:
+    """``(images (n, 784) float32, labels (n,) int64, description)``."""
+    if args.synthetic:
+        rng = np.random.default_rng(0)
+        return rng.random((args.n, 784), dtype=np.float32), rng.integers(0, 10, args.n), "random images"
+    from benchmarks.data import training_arrays
+
+    images, labels = training_arrays(args.data_dir, args.n, "float32")
+    return images, labels, f"the first {args.n:,} MNIST training images"
+
+
+def measure(args: argparse.Namespace, images: np.ndarray, labels: np.ndarray) -> list[dict[str, Any]]:
+    rows = []
+    for sizes, batch in CASES:
+        case = Case.build(sizes, batch, images, labels)
+        for mode in ("whole", "chunked"):
+            case.timed(mode)  # warm-up: compilation
+        times: dict[str, list[float]] = {"whole": [], "chunked": []}
+        for r in range(args.rounds):
+            for mode in ("whole", "chunked") if r % 2 == 0 else ("chunked", "whole"):
+                times[mode].append(case.timed(mode))
+        rows.append({"sizes": sizes, "batch": batch, "calls": case.calls, **times})
+        print(f"{list(sizes)} batch {batch}: " + ", ".join(f"{k} {min(v):.3f}s" for k, v in times.items()), flush=True)
+    return rows
+
+
+def render(rows: list[dict[str, Any]], args: argparse.Namespace, what: str, loads: tuple[str, str]) -> str:
+    lines = [
+        BEGIN,
+        "## JAX: epoch in compiled chunks against one compiled epoch (issue 14)",
+        "",
+        f"Seconds per epoch of {what}, float32, `python benchmarks/bench_jax_chunks.py "
+        f"--n {args.n} --rounds {args.rounds}`: {args.rounds} alternating rounds per case in one process after a "
+        f"warm-up epoch of each.  *chunked* is what `SGD` runs on JAX ({CHUNKS_PER_EPOCH} compiled calls in the "
+        f"first epoch, then calls of ~{CHUNK_SECONDS} s each, progress and Ctrl-C between them); *whole* is the loop "
+        "it replaced (one `jax.jit` call of `lax.fori_loop` over the epoch).  Ratio: chunked / whole; the target is "
+        "at most 1.05.",
+        "",
+        "| sizes | batch | chunks per epoch | whole min | whole median | chunked min | chunked median "
+        "| ratio of mins | ratio of medians |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        w, c = row["whole"], row["chunked"]
+        lines.append(
+            f"| `{list(row['sizes'])}` | {row['batch']} | {row['calls']} "
+            f"| {min(w):.3f} | {statistics.median(w):.3f} | {min(c):.3f} | {statistics.median(c):.3f} "
+            f"| {min(c) / min(w):.3f} | {statistics.median(c) / statistics.median(w):.3f} |"
+        )
+    jax = importlib.import_module("jax")
+    lines += [
+        "",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}, JAX {jax.__version__} on {jax.devices()[0].platform}.  "
+        f"Load (`uptime`) before: {loads[0]}; after: {loads[1]}.",
+        END,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(path: Path, section: str) -> None:
+    """Replace this script's section of ``path`` (or append it), leaving the rest as it was."""
+    text = path.read_text() if path.exists() else ""
+    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END) + r"\n?", re.S)
+    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def uptime() -> str:
+    loads = os.getloadavg()
+    return "load average " + ", ".join(f"{x:.2f}" for x in loads)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data-dir", default="../shared/data/mnist", help="directory of the MNIST IDX files")
+    parser.add_argument("--synthetic", action="store_true", help="random images instead of MNIST")
+    parser.add_argument("--n", type=int, default=20_000, help="images per epoch (a multiple of 100)")
+    parser.add_argument("--rounds", type=int, default=4, help="timed epochs per loop and case")
+    parser.add_argument("--write", type=Path, help="(re)write this script's section of this markdown file")
+    args = parser.parse_args(argv)
+    if args.n % 100:
+        parser.error("--n must be a multiple of 100 (no partial last mini-batch)")
+    images, labels, what = load_data(args)
+    before = uptime()
+    rows = measure(args, images, labels)
+    section = render(rows, args, what, (before, uptime()))
+    print(section)
+    if args.write:
+        write_section(args.write, section)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
