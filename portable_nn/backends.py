@@ -165,9 +165,7 @@ def _probe(name: str, namespace: Any, device: Any, dtype: str) -> None:
         out = namespace.exp(b @ b)
         got = to_numpy(out)
     except Exception as exc:
-        raise ValueError(
-            f"dtype={dtype!r} cannot be computed in by xp={name!r} on device {device!r} ({exc})"
-        ) from exc
+        raise ValueError(f"dtype={dtype!r} cannot be computed in by xp={name!r} on device {device!r} ({exc})") from exc
     if out.dtype != getattr(namespace, dtype) or not np.allclose(got, np.exp(host @ host), rtol=1e-5):
         raise ValueError(
             f"dtype={dtype!r} cannot be computed in by xp={name!r} on device {device!r}: "

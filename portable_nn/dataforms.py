@@ -416,7 +416,8 @@ def to_device(
     if training and labels.ndim == 1:
         import array_api_extra as xpx
 
-        device_labels = backend.asarray(labels.astype(np.int64, copy=False), dtype=backend.index_dtype)  # checked by _validate
+        # labels checked by _validate
+        device_labels = backend.asarray(labels.astype(np.int64, copy=False), dtype=backend.index_dtype)
         targets = xpx.one_hot(device_labels, n_out, dtype=backend.dtype(dtype), xp=xp)
     elif training:
         targets = backend.asarray(labels.astype(dtype, copy=False), dtype=backend.dtype(dtype))

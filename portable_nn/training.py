@@ -220,7 +220,9 @@ class _FloatingPointErrors:
 
 def _diverged(epoch: int, eta: float, reason: str) -> bool:
     """Warn (``RuntimeWarning``, at the caller of ``SGD``) that training diverged; returns True."""
-    warnings.warn(f"training diverged in epoch {epoch}: {reason}; lower eta (now {eta:g})", RuntimeWarning, stacklevel=4)
+    warnings.warn(
+        f"training diverged in epoch {epoch}: {reason}; lower eta (now {eta:g})", RuntimeWarning, stacklevel=4
+    )
     return True
 
 

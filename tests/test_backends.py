@@ -79,5 +79,7 @@ def test_to_numpy_of_a_numpy_array_is_a_new_array_and_host_view_is_not():
 
 
 def test_index_dtype_is_the_namespaces_default_indexing_dtype(backend):
-    expected = "int32" if backend.name == "jax" and not importlib.import_module("jax").config.jax_enable_x64 else "int64"
+    expected = (
+        "int32" if backend.name == "jax" and not importlib.import_module("jax").config.jax_enable_x64 else "int64"
+    )
     assert backend.index_dtype == getattr(backend.xp, expected)
