@@ -473,7 +473,7 @@ class Network:
         arrays: dict[str, np.ndarray] = {}
         for i, layer in enumerate(self.layers):
             for name, value in (("w", layer.w), ("b", layer.b)):
-                host = to_numpy(value)
+                host = _host_view(value)  # read only: no copy
                 if not np.all(np.isfinite(host)):
                     raise ValueError(f"not saving {path}: layer {i} {name} holds NaN or infinite values")
                 arrays[f"layer{i}_{name}"] = host
