@@ -98,3 +98,18 @@ def test_float64_with_64_bit_mode_on_trains_in_float64_and_matches_numpy():
     ref = network2.Network([6, 5, 3], dtype="float64", seed=0)
     ref.SGD((inputs, labels), 2, 10, 0.5, quiet=True)
     np.testing.assert_allclose(weights, to_numpy(ref.weights[0]), rtol=1e-12, atol=1e-12)
+
+
+def test_the_command_line_turns_64_bit_mode_on_for_a_float64_jax_run(mnist_dir):
+    """``portable-nn`` owns its process: ``--backend jax`` (float64 by default) trains in float64."""
+    args = ["train", "--backend", "jax", "--data-dir", str(mnist_dir), "--no-download", "--train-size", "500"]
+    env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "portable_nn", *args, "--epochs", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "on jax (cpu:0), float64" in proc.stdout, proc.stdout
