@@ -173,8 +173,14 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace, what: str, load
                 f"**{min(t) / min(w):.3f}** / **{statistics.median(t) / statistics.median(w):.3f}** / **{paired:.3f}**"
             )
         lines.append("| " + " | ".join(cells) + " |")
+    worst_min = max(min(row["chunked"]) / min(row["whole"]) for row in rows)
+    worst_paired = max(statistics.median(a / b for a, b in zip(row["chunked"], row["whole"])) for row in rows)
+    verdict = "met" if max(worst_min, worst_paired) <= 1.05 else "missed"
     jax = importlib.import_module("jax")
     lines += [
+        "",
+        f"*chunked* against *whole*: largest ratio of mins {worst_min:.3f}, largest paired ratio {worst_paired:.3f}: "
+        f"the 5% target is {verdict}.  (Ratios of medians mix rounds run under different load.)",
         "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}, JAX {jax.__version__} on {jax.devices()[0].platform}.  "

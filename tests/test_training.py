@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -169,3 +170,17 @@ def test_numpy_overflow_warnings_become_one_divergence_warning(chapter):
     assert len(got) == 1, messages
     assert got[0].category is RuntimeWarning and str(got[0].message).startswith("training diverged in epoch 0")
     assert "lower eta (now 1e+38)" in str(got[0].message) and got[0].filename == __file__, messages
+
+
+def test_bench_jax_chunks_writes_its_section_and_leaves_the_rest(tmp_path):
+    """The benchmark runs end to end (random data, one round) and replaces only its own section."""
+    pytest.importorskip("jax")
+    bench = _bench_jax_chunks()
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n\nkept\n")
+    for _ in range(2):
+        assert bench.main(["--synthetic", "--n", "600", "--rounds", "1", "--write", str(doc)]) == 0
+    text = doc.read_text()
+    assert text.startswith("# Benchmarks\n\nkept\n") and text.count(bench.BEGIN) == 1 and text.count(bench.END) == 1
+    assert len(re.findall(r"^\| `\[784, \d+, 10\]` \| \d+ \|", text, re.M)) == len(bench.CASES)
+    assert re.search(r"the 5% target is (met|missed)", text)
