@@ -37,7 +37,7 @@ import numpy as np
 
 from . import limits
 from .atomic import atomic_write
-from .backends import to_numpy
+from .backends import _host_view
 from .costs import COSTS, QuadraticCost
 from .validation import check_layer_arrays, check_sizes
 
@@ -82,8 +82,8 @@ def save(net: DenseNetwork, path: str | os.PathLike[str]) -> Path:
     fmt = _format_of(path)
     if len(net.sizes) > _MAX_LAYERS:
         raise ValueError(f"not saving {path}: {len(net.sizes)} layer sizes; a model file holds at most {_MAX_LAYERS}")
-    weights = [to_numpy(w) for w in net.weights]
-    biases = [to_numpy(b) for b in net.biases]
+    weights = [_host_view(w) for w in net.weights]  # read only: no copy
+    biases = [_host_view(b) for b in net.biases]
     for i, (w, b) in enumerate(zip(weights, biases)):
         if not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):
             raise ValueError(

@@ -15,7 +15,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
-from helpers import device_for, make_backend, requested_backends
+from helpers import device_for, make_backend, requested_backends, x64_scope
 
 from portable_nn import BackendUnavailableError
 
@@ -27,6 +27,14 @@ _BACKEND_OF: dict[str, str] = {}
 def backend(request):
     """A resolved :class:`portable_nn.Backend` for every requested backend."""
     return make_backend(request.param)
+
+
+@pytest.fixture(autouse=True)
+def _jax_x64_unless_float32(request):
+    """JAX test cases run in 64-bit mode unless parametrised with ``dtype="float32"`` (see ``x64_scope``)."""
+    params = getattr(getattr(request.node, "callspec", None), "params", {})
+    with x64_scope(params.get("backend", params.get("backend_name")), params.get("dtype")):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -102,6 +103,19 @@ def make_backend(name: str) -> Backend:
         if backends_required():
             pytest.fail(f"backend {name!r} was required but is unavailable: {exc}", pytrace=False)
         pytest.skip(f"backend {name!r} unavailable: {exc}")
+
+
+def x64_scope(name: Any, dtype: Any = None) -> contextlib.AbstractContextManager[None]:
+    """JAX's 64-bit mode for a test on backend ``name`` in ``dtype``: on unless ``dtype`` is float32.
+
+    The package never turns 64-bit mode on (a float64 JAX network needs the
+    user's opt-in), so float64 JAX cases run inside ``jax.enable_x64(True)``
+    (this thread, restored after) and float32 ones with it as the process has
+    it (off): the path a float32 user takes.  Other backends: no-op.
+    """
+    if name != "jax" or str(dtype) == "float32" or importlib.util.find_spec("jax") is None:
+        return contextlib.nullcontext()
+    return importlib.import_module("jax").enable_x64(True)
 
 
 def backend_dtype_grid(dtypes: tuple[str, ...] = ("float64", "float32")) -> Iterator[tuple[str, str]]:

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from .. import limits
+from ..backends import enable_jax_x64
 from ..validation import max_parameters
 from .common import DEBUG_ENV, EXPECTED_ERRORS, CommandError, describe, ensure_standard_streams, warn
 from .parser import build_parser
@@ -49,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
         _check_environment()
+        if getattr(args, "backend", None) == "jax":  # the command owns its process: --dtype float64 means float64
+            enable_jax_x64()
         return _commands()[args.command](args)
     except CommandError as exc:
         if debug:
