@@ -252,7 +252,7 @@ def resolve_activation(
     to ``(Activation, its derivative function or None)``.  A known function
     with no ``prime`` (or its own derivative) is the package's activation, with
     its fused backprop; any other callable is a :class:`UserActivation` and
-    needs ``prime`` (``TypeError`` naming ``prime_argument`` otherwise: there is
+    needs ``prime`` (``ValueError`` naming ``prime_argument`` otherwise: there is
     no automatic differentiation to derive it).
     """
     if isinstance(value, (Activation, UserActivation)) and prime is None:
@@ -273,7 +273,7 @@ def resolve_activation(
     if ours is not None and (prime is None or prime is ours[1]):
         return ours[0]
     if prime is None:
-        raise TypeError(
+        raise ValueError(
             f"{argument}={qualified_name(value)} is your own function, so pass its derivative too: "
             f"{prime_argument}=<function of z returning dσ/dz> (the book's Theano derived it; portable_nn "
             f"computes its gradients by hand, on every backend, and cannot)"
