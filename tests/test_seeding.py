@@ -1,6 +1,8 @@
 """Where the random numbers come from: NumPy's global state with ``seed=None``, as the book; the network's own
 generator with ``seed=``.  Either way they are host NumPy draws, so every backend gives the same run."""
 
+# ruff: noqa: NPY002 - the legacy global state (np.random.seed) is what these tests are about
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,6 +15,7 @@ from portable_nn.network3 import ConvPoolLayer, FullyConnectedLayer, ReLU, Softm
 
 SIZES = [6, 8, 3]
 INPUTS, LABELS = synthetic_problem(57, n_in=SIZES[0], n_out=SIZES[-1], seed=2)
+DATA = (INPUTS, LABELS)
 
 
 def _network2_run(xp, dtype: str) -> tuple[list[np.ndarray], list[int], object]:
@@ -139,7 +142,7 @@ def test_seed_ignores_and_keeps_the_global_state(backend):
         np.random.seed(global_seed)
         before = np.random.get_state()[1].copy(), np.random.get_state()[2]
         net = network2.Network(SIZES, xp=backend, seed=5)
-        lists = net.SGD((INPUTS, LABELS), 2, 10, 0.5, 0.0, (INPUTS, LABELS), monitor_evaluation_accuracy=True, quiet=True)
+        lists = net.SGD(DATA, 2, 10, 0.5, 0.0, DATA, monitor_evaluation_accuracy=True, quiet=True)
         after = np.random.get_state()[1], np.random.get_state()[2]
         np.testing.assert_array_equal(before[0], after[0])
         assert before[1] == after[1]
