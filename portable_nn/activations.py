@@ -227,9 +227,13 @@ class UserActivation:
         """``function(z)``, checked."""
         return call_user(self.function, f"activation {self.name}", xp, z, z)
 
+    def prime_of_z(self, xp: Any, z: Any) -> Any:
+        """``prime(z)``, checked."""
+        return call_user(self.prime, f"activation derivative {qualified_name(self.prime)}", xp, z, z)
+
     def derivative(self, xp: Any, z: Any, a: Any) -> Any:
         """``prime(z)``, checked (``a`` is unused)."""
-        return call_user(self.prime, f"activation derivative {qualified_name(self.prime)}", xp, z, z)
+        return self.prime_of_z(xp, z)
 
     def __repr__(self) -> str:
         return f"UserActivation({self.name!r}, prime={qualified_name(self.prime)!r})"

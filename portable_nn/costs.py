@@ -12,9 +12,7 @@ The training core uses two more methods of each class:
   activations ``a`` and the output activation, so ``z`` need not be kept;
 * ``from_z(xp, z, y, output)``: the summed cost computed from the weighted
   inputs ``z``, finite even where the output saturates (``σ(±50)`` is exactly
-  0 or 1 in floating point, where ``log(1 − a)`` is ``−inf``);
-* ``step_delta(xp, z, a, y, output)``: the output δ the training step uses
-  (for these classes ``output_delta``, fused and stable).
+  0 or 1 in floating point, where ``log(1 − a)`` is ``−inf``).
 
 Your own cost (the book's chapter-3 exercise) is any class or object with the
 book's ``fn(a, y)`` and ``delta(z, a, y)``, or a subclass of one of these that
@@ -68,11 +66,6 @@ class Cost:
     @classmethod
     def from_z(cls, xp: Any, z: Any, y: Any, output: Activation | str) -> Any:  # pragma: no cover
         raise NotImplementedError
-
-    @classmethod
-    def step_delta(cls, xp: Any, z: Any, a: Any, y: Any, output: Activation | str) -> Any:
-        """The output δ ``∂C/∂z`` of the training step: :meth:`output_delta` (``z`` unused)."""
-        return cls.output_delta(xp, a, y, output)
 
 
 class QuadraticCost(Cost):
@@ -178,8 +171,8 @@ COST_ALIASES = {
     "cross-entropy": CrossEntropyCost,
     "log-likelihood": LogLikelihoodCost,
 }
-#: What the training step and ``total_cost`` call on a cost.
-_INTERNALS = ("output_delta", "from_z", "step_delta")
+#: What the training step and ``total_cost`` call on one of the package's costs.
+_INTERNALS = ("output_delta", "from_z")
 #: Output layers a user's cost may ask for with an ``output`` attribute.
 _OUTPUTS = (None, "sigmoid", "softmax")
 
@@ -226,7 +219,8 @@ class UserCost:
         return self.source.delta(z, a, y)
 
     def step_delta(self, xp: Any, z: Any, a: Any, y: Any, output: Activation | str) -> Any:
-        """The user's ``delta(z, a, y)``, checked to be ``a``'s shape and dtype, or the base's fused δ."""
+        """The output δ of the training step (which calls this instead of ``output_delta``): the user's
+        ``delta(z, a, y)``, checked to be ``a``'s shape and dtype, or the base's fused δ."""
         if self.own_delta:
             return call_user(self.source.delta, f"cost {self.name}.delta", xp, a, z, a, y)
         return self._cls.output_delta(xp, a, y, output)

@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from .activations import SIGMOID, Activation, AnyActivation
-from .costs import CostLike, QuadraticCost, output_activation
+from .activations import SIGMOID, Activation, AnyActivation, UserActivation
+from .costs import CostLike, QuadraticCost, UserCost, output_activation
 
 #: Regularisation kinds accepted by ``lmbda`` (the book's L2, and L1 from chapter 3).
 REGULARIZATIONS = ("l2", "l1")
@@ -38,7 +38,8 @@ class DenseSpec:
         Activation of the output layer, or ``"softmax"``.
     cost:
         A :class:`portable_nn.costs.Cost` class, or a
-        :class:`portable_nn.costs.UserCost` (the step calls its ``step_delta``).
+        :class:`portable_nn.costs.UserCost` (the step calls its ``step_delta``,
+        the user's ``delta``).
     """
 
     hidden: AnyActivation = SIGMOID
@@ -125,15 +126,20 @@ def _backprop_for(
 ) -> Callable[[Sequence[Any], Sequence[Any], Any, Any, Any, Any], tuple[list[Any], list[Any]]]:
     """:func:`gradients` with ``xp`` and ``spec`` bound once (the step calls it thousands of times per epoch).
 
-    The output δ is ``spec.cost.step_delta(xp, z, a, y, output)`` (the fused
-    ``output_delta`` for the package's costs, the user's ``delta`` otherwise);
-    hidden layers use ``spec.hidden.derivative(xp, z, a)``, with the ``z`` kept
-    only when the activation needs it (a user's ``prime(z)``).
+    The package's costs and activations run exactly the fused code they
+    always did: the output δ is ``cost.output_delta(xp, a, y, output)`` and
+    σ' is ``prime_from_output`` of the stored activations.  A user's cost
+    (:class:`portable_nn.costs.UserCost`) gives the δ through
+    ``step_delta(xp, z, a, y, output)`` (its ``delta(z, a, y)``); a user's
+    activation keeps each layer's ``z`` for its ``prime(z)``.  Which one is
+    decided here, in Python, so a jitted step contains only the chosen path.
     """
     hidden = spec.hidden.fn
-    derivative = spec.hidden.derivative
     keep_z = spec.hidden.needs_z
-    output, step_delta = spec.output, spec.cost.step_delta
+    # σ' from what backprop keeps: the outputs a (ours) or the weighted inputs z (a user's prime(z)).
+    hidden_prime = spec.hidden.prime_of_z if isinstance(spec.hidden, UserActivation) else spec.hidden.prime_from_output
+    output, cost = spec.output, spec.cost
+    user_cost = cost if isinstance(cost, UserCost) else None
 
     def backprop(
         weights: Sequence[Any], biases: Sequence[Any], x: Any, y: Any, ones: Any, scale: Any
@@ -148,15 +154,18 @@ def _backprop_for(
                 zs.append(z)
             a = output_activation(xp, output, z) if layer == last else hidden(xp, z)
             activations.append(a)
-        delta = step_delta(xp, z, a, y, output)
+        if user_cost is None:
+            delta = cost.output_delta(xp, a, y, output)
+        else:
+            delta = user_cost.step_delta(xp, z, a, y, output)
         if scale is not None:
             delta = delta * scale
         nabla_b: list[Any] = [None] * (last + 1)
         nabla_w: list[Any] = [None] * (last + 1)
         for layer in range(last, -1, -1):
             if layer < last:
-                z_here = zs[layer] if keep_z else None
-                delta = (weights[layer + 1].T @ delta) * derivative(xp, z_here, activations[layer + 1])
+                kept = zs[layer] if keep_z else activations[layer + 1]
+                delta = (weights[layer + 1].T @ delta) * hidden_prime(xp, kept)
             nabla_b[layer] = _column_sum(delta, ones)
             nabla_w[layer] = _outer(delta, activations[layer])
         return nabla_b, nabla_w

@@ -169,6 +169,18 @@ def test_a_zero_delta_leaves_the_weights_unchanged(backend, cost):
         np.testing.assert_array_equal(got, want)
 
 
+def test_the_books_backprop_method_uses_the_users_delta(backend):
+    """``net.backprop(x, y)``: the output layer's gradient is the user's δ, and a zero δ gives zero gradients."""
+    x, y = INPUTS[:5].T, np.eye(SIZES[-1])[LABELS[:5]].T
+    nabla_b, nabla_w = network2.Network(SIZES, cost=ZeroDelta, xp=backend, seed=2).backprop(x, y)
+    for g in nabla_b + nabla_w:
+        np.testing.assert_array_equal(to_numpy(g), 0.0)
+    halved = network2.Network(SIZES, cost=HalvedCrossEntropy, xp=backend, seed=2).backprop(x, y)
+    full = network2.Network(SIZES, cost=CrossEntropyCost, seed=2).backprop(x, y)
+    for got, want in zip(halved[0] + halved[1], full[0] + full[1]):
+        assert_close(got, 0.5 * to_numpy(want), backend, "float64")
+
+
 def test_a_subclass_override_changes_training(backend):
     """δ halved is cross-entropy at eta/2, and not cross-entropy at eta."""
     net = network2.Network(SIZES, cost=HalvedCrossEntropy, xp=backend, seed=6)
