@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 
 import array_api_compat
 
-from .activations import SIGMOID, Activation, UserFunctionError, call_user, log_softmax, qualified_name, softmax
+from .activations import SIGMOID, Activation, call_user, log_softmax, qualified_name, softmax
 
 
 def _xp(*arrays: Any) -> Any:
@@ -189,8 +189,9 @@ class UserCost:
     fused path for the method it does not override.
 
     Attributes: ``name`` (``module.qualname``: what model files record, never
-    one of the package's names), ``output`` (the output layer: the base cost's,
-    or the source's ``output`` attribute, ``"sigmoid"`` by default),
+    one of the package's names), ``output`` (the output layer it needs: the
+    base cost's, or the source's ``output`` attribute, ``None`` by default,
+    which network2 makes sigmoid as the book's),
     ``base`` (the package's cost it derives from, or ``None``),
     ``own_fn``/``own_delta`` (whether ``fn``/``delta`` are the user's).
     """
@@ -200,12 +201,12 @@ class UserCost:
         self.base = base
         self.own_fn = own_fn
         self.own_delta = own_delta
-        self.name = qualified_name(source if isinstance(source, type) else type(source))
+        self._cls: Any = source if isinstance(source, type) else type(source)
+        self.name = qualified_name(self._cls)
         output = base.output if base is not None else getattr(source, "output", None)
         if output not in _OUTPUTS:
             raise ValueError(f"{self.name}.output must be one of {_OUTPUTS} (its output layer); got {output!r}")
         self.output: str | None = output
-        self._cls: Any = source if isinstance(source, type) else type(source)
 
     def __repr__(self) -> str:
         return f"UserCost({self.name!r})"
@@ -223,12 +224,6 @@ class UserCost:
         ``delta(z, a, y)``, checked to be ``a``'s shape and dtype, or the base's fused δ."""
         if self.own_delta:
             return call_user(self.source.delta, f"cost {self.name}.delta", xp, a, z, a, y)
-        return self._cls.output_delta(xp, a, y, output)
-
-    def output_delta(self, xp: Any, a: Any, y: Any, output: Activation | str) -> Any:
-        """The base's fused δ (``UserFunctionError`` when ``delta`` is the user's: it needs ``z``)."""
-        if self.own_delta:
-            raise UserFunctionError(f"cost {self.name}.delta needs z: use step_delta(xp, z, a, y, output)")
         return self._cls.output_delta(xp, a, y, output)
 
     def from_z(self, xp: Any, z: Any, y: Any, output: Activation | str) -> Any:
@@ -275,6 +270,13 @@ def get_cost(cost: Any, argument: str = "cost") -> CostLike:
             f"{argument} must be one of {names}, or a cost class or object with the book's fn(a, y) and "
             f"delta(z, a, y); got {cost!r}"
         )
+    if isinstance(cost, type):
+        for method in ("fn", "delta"):
+            if inspect.isfunction(inspect.getattr_static(cls, method, None)):
+                raise TypeError(
+                    f"{argument}={qualified_name(cls)}: {method} is a plain method; make fn and delta "
+                    f"@staticmethod as the book's costs are, or pass an instance, {cls.__name__}()"
+                )
     base = next((c for c in cls.__mro__ if c in COSTS.values()), None)
     if base is None:
         return UserCost(cost, None, True, True)

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from .activations import SIGMOID, Activation, AnyActivation, UserActivation
-from .costs import CostLike, QuadraticCost, UserCost, output_activation
+from .costs import Cost, CostLike, QuadraticCost, UserCost, output_activation
 
 #: Regularisation kinds accepted by ``lmbda`` (the book's L2, and L1 from chapter 3).
 REGULARIZATIONS = ("l2", "l1")
@@ -138,8 +138,9 @@ def _backprop_for(
     keep_z = spec.hidden.needs_z
     # σ' from what backprop keeps: the outputs a (ours) or the weighted inputs z (a user's prime(z)).
     hidden_prime = spec.hidden.prime_of_z if isinstance(spec.hidden, UserActivation) else spec.hidden.prime_from_output
-    output, cost = spec.output, spec.cost
-    user_cost = cost if isinstance(cost, UserCost) else None
+    output = spec.output
+    user_cost = spec.cost if isinstance(spec.cost, UserCost) else None
+    cost = cast("type[Cost]", spec.cost)  # used only when user_cost is None
 
     def backprop(
         weights: Sequence[Any], biases: Sequence[Any], x: Any, y: Any, ones: Any, scale: Any

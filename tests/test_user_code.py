@@ -143,6 +143,17 @@ def test_get_cost_refuses_what_is_not_a_cost():
     with pytest.raises(ValueError, match="cost must be one of"):
         get_cost("hinge")
 
+    class Unbound:  # methods without @staticmethod: fine on an instance, not on the class
+        def fn(self, a, y):
+            return QuadraticCost.fn(a, y)
+
+        def delta(self, z, a, y):
+            return a - y
+
+    with pytest.raises(TypeError, match=r"Unbound: fn is a plain method; make fn and delta @staticmethod"):
+        get_cost(Unbound)
+    assert get_cost(Unbound()).source.__class__ is Unbound
+
 
 def test_what_counts_as_ours():
     """Ours: the exact class, or an instance/subclass overriding nothing; otherwise a UserCost."""
