@@ -454,6 +454,8 @@ def make_step(
     n_layers = len(layers)
     shifts = xp.asarray(_SHIFTS, dtype=xp.uint8, device=device) if dropout else None
     dropping = [layer.p_dropout > 0.0 and dropout for layer in layers]
+    # a user's activation differentiates from z (kept); the package's from the outputs alone
+    keep_z = [layer.activation.needs_z for layer in layers]
 
     def step(state: State, inputs: Any, targets: Any, idx: Any, ones: Any, eta: Any) -> State:
         x = take(inputs, idx, axis=0)
@@ -474,14 +476,14 @@ def make_step(
             w, b = weights[i], biases[i]
             if isinstance(layer, ConvPoolLayer):
                 out, patches, pool_cache, act, z = _conv_pool(xp, layer, w, b, a)
-                caches.append((patches, pool_cache, act, z))
+                caches.append((patches, pool_cache, act, z if keep_z[i] else None))
                 a = out
                 continue
             mask = unpack_mask(xp, take(next(masks), idx, axis=0), layer.n_in, x.dtype, shifts) if dropping[i] else None
             xin = a if mask is None else a * mask
             z = xin @ w + b
             a = softmax(xp, z, axis=1) if i == n_layers - 1 else layer.activation.fn(xp, z)
-            caches.append((xin, mask, a, z))
+            caches.append((xin, mask, a, z if keep_z[i] else None))
         # backward: delta is dC/dz of the output (a − y), scaled by eta/m once
         delta = (a - y) * (eta / m)
         grads_w: list[Any] = [None] * n_layers
