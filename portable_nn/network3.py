@@ -28,7 +28,8 @@ What differs from the book (all documented in ``docs/chapter6.md``):
 * The training data is reshuffled every epoch from the network's NumPy
   generator (the book walks the mini-batches in a fixed order); a last,
   smaller mini-batch is trained on too.
-* Dropout masks come from the network's NumPy generator: at the start of each
+* Dropout masks come from the network's NumPy source (the global state with
+  ``seed=None``, else its ``default_rng(seed)``): at the start of each
   epoch one Bernoulli(1 − p) bit per sample and input unit of every dropout
   layer is drawn on the host, packed 8 per byte (``numpy.packbits``) and moved
   to the device once; the step takes each mini-batch's rows and unpacks them
@@ -145,8 +146,13 @@ class Network:
     mini_batch_size:
         The book's argument (kept, and used by ``SGD`` when none is given).
     xp, dtype, seed, device:
-        Backend, ``"float32"`` (default) or ``"float64"``, NumPy seed (initial
-        weights, shuffles, dropout masks: the same on every backend), device.
+        Backend, ``"float32"`` (default) or ``"float64"``, seed, device.  The
+        initial weights, shuffles and dropout masks are host NumPy draws (the
+        same on every backend): with ``seed=None`` from NumPy's global state
+        (``np.random.seed(k)`` makes a script repeat; the weights are the
+        book's ``np.random.normal`` values), with ``seed=k`` from the
+        network's own ``numpy.random.default_rng(k)``.  See
+        :mod:`portable_nn.initializers`.
     """
 
     def __init__(
