@@ -313,9 +313,10 @@ def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     shown = text[0] if text else ""
     from ..atomic import OutputPathError
+    from .engine import SchedulerError
     from .files import SweepFileError
 
-    if isinstance(exc, (SweepFileError, OutputPathError)):  # their messages name the file and what to do
+    if isinstance(exc, (SweepFileError, OutputPathError, SchedulerError)):  # their messages say it all
         return shown
     return f"{type(exc).__name__}: {shown}".rstrip(": ")
 

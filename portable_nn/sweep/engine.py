@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from .tasks import dask_storage, make_pruner
+from .tasks import GROUP_SIGNALS, dask_storage, make_pruner
 
 __all__ = ["SchedulerError", "create_study", "dask_client", "wait_some"]
 
@@ -42,13 +44,33 @@ def _connect(scheduler: str) -> Any:
         raise SchedulerError(f"cannot connect to the Dask scheduler {scheduler}: {_short(exc)}") from None
     except Exception as exc:  # a non-Dask server's garbage (even a MemoryError from a bogus length) lands here
         raise SchedulerError(
-            f"{scheduler} did not answer like a Dask scheduler ({type(exc).__name__}); check the address"
+            f"{scheduler} did not answer like a Dask scheduler (reading its answer: {type(exc).__name__}); "
+            "check the address"
         ) from None
 
 
 def _short(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0][:200] if lines else ''}".rstrip(": ")
+
+
+def _start_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker ignoring the group signals (it ignores only SIGINT and SIGTERM).
+
+    A closed terminal sends SIGHUP to the whole process group; a tracker killed
+    by it is relaunched with warnings and tracebacks.  A disposition of
+    ``SIG_IGN`` survives ``exec``, so the tracker started here keeps it.
+    """
+    from multiprocessing import resource_tracker
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in GROUP_SIGNALS}
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 @contextlib.contextmanager
@@ -92,12 +114,13 @@ def dask_client(
         "distributed.admin.tick.interval": "1s",
         "distributed.admin.system-monitor.interval": "5s",
     }
+    _start_resource_tracker()
     with dask.config.set(settings):
         cluster = LocalCluster(
             n_workers=n,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",  # no fixed port (8787 may be taken), only on this machine
             host="127.0.0.1",
             silence_logs=50,
             preload=["portable_nn.sweep.tasks"],

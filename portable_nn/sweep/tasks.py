@@ -11,8 +11,9 @@ storage interface (``get_study_id_from_name``,
 has already closed, comes back as a record.
 
 :func:`dask_setup` is this module's Dask preload: worker processes ignore
-SIGINT, so Ctrl-C in a terminal (sent to the whole process group) stops the
-driver, which closes the cluster, instead of printing a traceback per worker.
+SIGINT and SIGHUP, so Ctrl-C or a closed terminal (sent to the whole process
+group) stops the driver, which closes the cluster, instead of printing a
+traceback per worker.
 """
 
 from __future__ import annotations
@@ -34,10 +35,18 @@ from .trial import summarize, train_trial, worker_data
 __all__ = ["dask_setup", "dask_storage", "make_pruner", "run_trial_task"]
 
 
+#: Signals a terminal sends to its whole process group, which the driver handles for its workers.
+GROUP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGHUP") if hasattr(signal, name))
+
+
 def dask_setup(worker: Any) -> None:
-    """Dask preload hook (``preload=["portable_nn.sweep.tasks"]``): the worker process ignores SIGINT."""
+    """Dask preload hook (``preload=["portable_nn.sweep.tasks"]``): the worker ignores SIGINT and SIGHUP.
+
+    The driver gets them too and closes the cluster, which stops the workers.
+    """
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for signum in GROUP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
 
 
 def dask_storage(name: str, client: Any = None) -> Any:
