@@ -51,7 +51,9 @@ def _env(**extra: str) -> dict[str, str]:
     return {**env, "PYTHONUNBUFFERED": "1", **extra}
 
 
-def sweep_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+def sweep_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*COMMAND, *args], capture_output=True, text=True, cwd=cwd, env=env or _env(), timeout=timeout
     )
@@ -406,7 +408,7 @@ def _wait_for_records(path: Path, n: int, process: subprocess.Popen, timeout: fl
     raise AssertionError(f"no {n} records in {path} (exit {process.poll()})")
 
 
-LONG_TRIALS = ["--param", "hidden=30", "--param", "epochs=8", "--train-size", "3000"]
+LONG_TRIALS = ["--param", "hidden=30", "--param", "epochs=15", "--train-size", "3000"]  # about 1 s a trial
 LONG_TRIALS += ["--validation-size", "100", "--test-size", "100"]
 
 
@@ -430,11 +432,15 @@ def test_a_killed_worker_is_retried_without_a_traceback(workers, mnist_dir, tmp_
     proc = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
     assert proc.returncode == 0, stderr
     no_traceback(proc)
-    assert re.search(r"trial \d+: worker lost \(\w+\); retrying, attempt 2; .*retried", stderr), stderr
     records = read_records(out / RESULTS_FILE)
     assert sorted(r["params"]["eta"] for r in records) == [0.5, 1.0, 2.0]
     assert all(r["state"] == "complete" for r in records)
-    assert "task(s) retried after a lost worker" in stdout
+    assert max(r["attempts"] for r in records) >= 2, stderr  # a trial really was cut off and started again
+    # the restart is on the progress line: the driver's resubmission, or the trial's line if the scheduler did it
+    assert re.search(
+        r"(worker lost \(\w+\); retrying, attempt 2|after \d attempts \(a worker was lost\)); .*, retried [1-9]", stderr
+    ), stderr
+    assert re.search(r"\d restarted after a lost worker", stdout), stdout
 
 
 STOPS = [(signal.SIGINT, 130, "interrupted"), (signal.SIGHUP, 129, "stopped by SIGHUP")]

@@ -325,7 +325,7 @@ def _report(result: Any, top: int) -> str:
     from .report import format_percent, format_setting
 
     counts = result.counts()
-    retried = f", {result.retries} task(s) retried after a lost worker" if result.retries else ""
+    retried = f", {result.retries} restarted after a lost worker" if result.retries else ""
     lines = [
         f"{len(result.records)} trials in {result.out} ({counts['complete']} complete, {counts['pruned']} pruned, "
         f"{counts['failed']} failed; {result.skipped} found from an earlier run{retried}), "

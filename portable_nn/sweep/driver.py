@@ -206,6 +206,7 @@ class SweepDriver:
                 result.interrupted = True
             finally:
                 self.progress.close()
+                result.retries = len(self.progress.restarted)
         result.best = best_record(result.records, self.options.metric)
         result.wall_seconds = time.perf_counter() - started
         return result
@@ -345,8 +346,7 @@ class SweepDriver:
             return
         self._scatter(client)
         self._submit(client, task)
-        self.progress.retry(task.trial.number, reason, task.tries, len(self.in_flight))
-        self.result.retries += 1
+        self.progress.retry(task.trial.number, task.params, reason, task.tries, len(self.in_flight))
 
     def _lose(self, task: _Task, why: str) -> None:
         from optuna.trial import TrialState

@@ -56,7 +56,7 @@ class SweepResult:
     ``skipped``: settings found finished in ``out`` and not run again.
     ``lost``: trials whose task failed outside the training more often than
     retried (a worker died again and again); not recorded, so a restart runs
-    them again.  ``retries``: tasks resubmitted after a lost worker.
+    them again.  ``retries``: trials of this run started more than once (their worker was lost).
     ``damaged``: one line about damaged lines or files found in ``out`` (or None).
     """
 
@@ -158,7 +158,8 @@ class Progress:
     def __init__(self, total: int, metric: str, enabled: bool, stream: TextIO | None = None) -> None:
         self.total, self.metric, self.enabled = total, metric, enabled
         self.stream = stream or sys.stderr
-        self.done = self.pruned = self.failed = self.running = self.retried = 0
+        self.done = self.pruned = self.failed = self.running = 0
+        self.restarted: set[int] = set()  # trials (by number) started more than once
         self.best: float | None = None
         self.bar: Any = None
         if enabled and total and getattr(self.stream, "isatty", lambda: False)():
@@ -170,7 +171,7 @@ class Progress:
                 self.bar = None
 
     def _status(self) -> str:
-        retried = f", retried {self.retried}" if self.retried else ""
+        retried = f", retried {len(self.restarted)}" if self.restarted else ""
         best = "-" if self.best is None else format_percent(self.best)
         return f"running {self.running}, pruned {self.pruned}, failed {self.failed}{retried}, best {best}"
 
@@ -180,21 +181,25 @@ class Progress:
         except (OSError, ValueError):  # stderr closed or gone: stop showing progress, keep sweeping
             self.enabled = False
 
-    def retry(self, number: int, reason: str, attempt: int, running: int) -> None:
+    def retry(self, number: int, params: Mapping[str, Any], reason: str, attempt: int, running: int) -> None:
         """A trial's task was lost (its worker died) and was submitted again."""
-        self.retried += 1
+        self.restarted.add(number)
         self.running = running
         if not self.enabled:
             return
         if self.bar is not None:
             self.bar.set_postfix_str(self._status(), refresh=True)
         else:
-            self._print(f"trial {number}: worker lost ({reason}); retrying, attempt {attempt}; {self._status()}")
+            self._print(
+                f"trial {format_setting(params)}: worker lost ({reason}); retrying, attempt {attempt}; {self._status()}"
+            )
 
     def update(self, record: Mapping[str, Any] | None, running: int) -> None:
         """A trial finished (``record``) or only the number running changed (``None``)."""
         self.running = running
         if record is not None:
+            if record.get("attempts", 1) > 1:  # restarted by the driver, or by the scheduler on its own
+                self.restarted.add(record.get("number", -1))
             self.done += 1
             self.pruned += record["state"] == "pruned"
             self.failed += record["state"] == "failed"
@@ -209,9 +214,11 @@ class Progress:
             self.bar.set_postfix_str(self._status(), refresh=True)
         elif record is not None:
             shown = format_percent(metric_value(record, self.metric))
+            attempts = record.get("attempts", 1)
+            again = f", after {attempts} attempts (a worker was lost)" if attempts > 1 else ""
             self._print(
                 f"trial {self.done}/{self.total} {record['state']} {format_setting(record.get('params', {}))} "
-                f"{self.metric} {shown} ({record.get('seconds', 0.0):.1f} s, {record.get('worker', '')}); "
+                f"{self.metric} {shown} ({record.get('seconds', 0.0):.1f} s, {record.get('worker', '')}{again}); "
                 f"{self._status()}"
             )
 
