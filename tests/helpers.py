@@ -257,7 +257,9 @@ def sweep_record(state: str = "complete", epochs: int = 2, **params: Any) -> dic
     from portable_nn.sweep import config_key, trial_config
 
     config = trial_config({"epochs": epochs, **params}, seed=0, train_size=500, validation_size=200, data="0" * 64)
-    history = [{"epoch": e, "correct": 100 + e, "n": 200, "accuracy": (100 + e) / 200, "seconds": 0.1} for e in range(epochs)]
+    history = [
+        {"epoch": e, "correct": 100 + e, "n": 200, "accuracy": (100 + e) / 200, "seconds": 0.1} for e in range(epochs)
+    ]
     last = history[-1]["accuracy"]
     return {
         "config": config,
