@@ -71,10 +71,6 @@ def _optuna_quiet() -> Iterator[None]:
         optuna.logging.set_verbosity(verbosity)
 
 
-def _hidden_value(value: Any) -> Any:
-    return int(value) if isinstance(value, (int, np.integer)) else value
-
-
 @dataclass
 class _Plan:
     """What this run has to do: the earlier records it reuses and the settings (or count) it still runs."""
@@ -212,7 +208,7 @@ class SweepDriver:
         return result
 
     def _on_cluster(self, plan: _Plan) -> None:
-        from .engine import create_study, dask_client
+        from .engine import add_trials, create_study, dask_client
 
         o = self.options
         with dask_client(o.scheduler, workers=o.workers, threads_per_worker=o.threads_per_worker) as (client, engine):
@@ -225,7 +221,8 @@ class SweepDriver:
             self.study, storage = create_study(
                 client, o.search, o.seed, o.prune, o.prune_startup_trials, o.prune_warmup_epochs
             )
-            self._add_previous(plan)
+            self.distributions = {n: spec.distribution() for n, spec in self.specs.items()}
+            add_trials(self.study, self.distributions, plan.previous, plan.todo)
             self.base_payload = {
                 "source": self.source,
                 "storage": storage,
@@ -252,27 +249,6 @@ class SweepDriver:
         if self.arrays is None or any(f.status != "finished" for f in self.arrays.values()):
             client.wait_for_workers(1, timeout=60)
             self.arrays = client.scatter(self.arrays_here, broadcast=True)
-
-    def _add_previous(self, plan: _Plan) -> None:
-        import optuna
-        from optuna.trial import TrialState
-
-        distributions = {n: s.distribution() for n, s in self.specs.items()}
-        self.distributions = distributions
-        states = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "failed": TrialState.FAIL}
-        for record in plan.previous:
-            state = states[record["state"]]
-            value = record.get("_value") if state == TrialState.COMPLETE else None
-            frozen = optuna.trial.create_trial(
-                params={k: _hidden_value(v) for k, v in record["params"].items()},
-                distributions=dict(distributions),
-                value=value,
-                intermediate_values={h["epoch"]: h["accuracy"] for h in record["history"]},
-                state=state if value is not None or state != TrialState.COMPLETE else TrialState.FAIL,
-            )
-            self.study.add_trial(frozen)
-        for point in plan.todo:
-            self.study.enqueue_trial({k: _hidden_value(v) for k, v in point.items()})
 
     def _loop(self, client: Any, to_submit: int) -> None:
         from .engine import wait_some

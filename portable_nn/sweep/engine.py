@@ -11,12 +11,14 @@ import os
 import signal
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 from .tasks import GROUP_SIGNALS, dask_storage, make_pruner
 
-__all__ = ["SchedulerError", "create_study", "dask_client", "wait_some"]
+__all__ = ["SchedulerError", "add_trials", "create_study", "dask_client", "wait_some"]
 
 
 class SchedulerError(RuntimeError):
@@ -171,3 +173,36 @@ def wait_some(futures: Iterable[Any], timeout: float) -> set[Any]:
     except Exception:  # CancelledError / FuturesCancelledError: some future was cancelled
         pass
     return {f for f in pending if f.status != "pending"}
+
+
+def _hidden_value(value: Any) -> Any:
+    return int(value) if isinstance(value, (int, np.integer)) else value
+
+
+def add_trials(
+    study: Any,
+    distributions: Mapping[str, Any],
+    previous: Sequence[Mapping[str, Any]],
+    todo: Sequence[Mapping[str, Any]],
+) -> None:
+    """Give ``study`` the ``previous`` records as finished trials, and enqueue the grid settings ``todo``.
+
+    A previous record's ``_value`` is its metric (a complete trial without one is added as failed).
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    states = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "failed": TrialState.FAIL}
+    for record in previous:
+        state = states[record["state"]]
+        value = record.get("_value") if state == TrialState.COMPLETE else None
+        frozen = optuna.trial.create_trial(
+            params={k: _hidden_value(v) for k, v in record["params"].items()},
+            distributions=dict(distributions),
+            value=value,
+            intermediate_values={h["epoch"]: h["accuracy"] for h in record["history"]},
+            state=state if value is not None or state != TrialState.COMPLETE else TrialState.FAIL,
+        )
+        study.add_trial(frozen)
+    for point in todo:
+        study.enqueue_trial({k: _hidden_value(v) for k, v in point.items()})

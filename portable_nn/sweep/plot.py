@@ -6,7 +6,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -78,55 +78,12 @@ def plot_sweep(
     panels = len(names) + heat
     fig, axes = plt.subplots(1, panels, figsize=(4.8 * panels, 4), squeeze=False)
     for ax, name in zip(axes[0], names):
-        values = [r["config"].get(name) for r in records]
-        numeric = all(_is_number(v) for v in values)
-        if numeric:
-            xs = [float(v) for v in values]
-            positions: dict[Any, float] = {v: float(v) for v in values}
-        else:
-            labels = sorted({str(v) for v in values})
-            positions = {label: float(i) for i, label in enumerate(labels)}
-            xs = [positions[str(v)] for v in values]
-        for state, marker, face in (("complete", "o", None), ("pruned", "o", "none"), ("failed", "x", None)):
-            pts = [(x, value_of(r)) for x, r in zip(xs, records) if r["state"] == state]
-            if pts:
-                ax.scatter(*zip(*pts), marker=marker, facecolors=face, label=state, alpha=0.8)
-        best: dict[float, float] = {}
-        for x, r in zip(xs, records):
-            if r["state"] == "complete":
-                best[x] = max(best.get(x, -math.inf), value_of(r))
-        if best:
-            ax.plot(sorted(best), [best[x] for x in sorted(best)], "-", color="grey", alpha=0.6)
-        if numeric and min(xs) > 0 and max(xs) >= 10 * min(xs):
-            ax.set_xscale("log")
-        if not numeric:
-            ax.set_xticks(list(positions.values()), list(positions.keys()))
-        ax.set_xlabel(name)
+        _panel(ax, name, records, value_of)
         ax.set_ylabel(f"{metric} (%)")
-        ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize="small")
     if heat:
-        ax = axes[0][-1]
-        a_name, b_name = names
-        a_vals = sorted({json.dumps(r["config"].get(a_name)) for r in records}, key=_sort_key)
-        b_vals = sorted({json.dumps(r["config"].get(b_name)) for r in records}, key=_sort_key)
-        grid = [[math.nan] * len(a_vals) for _ in b_vals]
-        for r in records:
-            if r["state"] != "complete":
-                continue
-            i = b_vals.index(json.dumps(r["config"].get(b_name)))
-            j = a_vals.index(json.dumps(r["config"].get(a_name)))
-            grid[i][j] = value_of(r) if math.isnan(grid[i][j]) else max(grid[i][j], value_of(r))
-        image = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis")
-        ax.set_xticks(range(len(a_vals)), [json.loads(v) for v in a_vals])
-        ax.set_yticks(range(len(b_vals)), [json.loads(v) for v in b_vals])
-        ax.set_xlabel(a_name)
-        ax.set_ylabel(b_name)
-        for i, row in enumerate(grid):
-            for j, v in enumerate(row):
-                if not math.isnan(v):
-                    ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="white", fontsize="small")
-        fig.colorbar(image, ax=ax, label=f"{metric} (%)")
+        image = _heat_map(axes[0][-1], names, records, value_of)
+        fig.colorbar(image, ax=axes[0][-1], label=f"{metric} (%)")
     fig.suptitle(f"{directory.name}: {len(records)} trials")
     fig.tight_layout()
     output = Path(output_png)
@@ -136,6 +93,61 @@ def plot_sweep(
     finally:
         plt.close(fig)
     return output
+
+
+def _panel(ax: Any, name: str, records: list[dict[str, Any]], value_of: Callable[[Mapping[str, Any]], float]) -> None:
+    """One option's panel: each trial's metric against the option's value, a line through the best per value."""
+    values = [r["config"].get(name) for r in records]
+    numeric = all(_is_number(v) for v in values)
+    if numeric:
+        xs = [float(v) for v in values]
+        positions: dict[Any, float] = {v: float(v) for v in values}
+    else:
+        labels = sorted({str(v) for v in values})
+        positions = {label: float(i) for i, label in enumerate(labels)}
+        xs = [positions[str(v)] for v in values]
+    for state, marker, face in (("complete", "o", None), ("pruned", "o", "none"), ("failed", "x", None)):
+        pts = [(x, value_of(r)) for x, r in zip(xs, records) if r["state"] == state]
+        if pts:
+            ax.scatter(*zip(*pts), marker=marker, facecolors=face, label=state, alpha=0.8)
+    best: dict[float, float] = {}
+    for x, r in zip(xs, records):
+        if r["state"] == "complete":
+            best[x] = max(best.get(x, -math.inf), value_of(r))
+    if best:
+        ax.plot(sorted(best), [best[x] for x in sorted(best)], "-", color="grey", alpha=0.6)
+    if numeric and min(xs) > 0 and max(xs) >= 10 * min(xs):
+        ax.set_xscale("log")
+    if not numeric:
+        ax.set_xticks(list(positions.values()), list(positions.keys()))
+    ax.set_xlabel(name)
+    ax.grid(alpha=0.3)
+
+
+def _heat_map(
+    ax: Any, names: list[str], records: list[dict[str, Any]], value_of: Callable[[Mapping[str, Any]], float]
+) -> Any:
+    """The best metric over the grid of two options, with its values written in the cells; the image."""
+    a_name, b_name = names
+    a_vals = sorted({json.dumps(r["config"].get(a_name)) for r in records}, key=_sort_key)
+    b_vals = sorted({json.dumps(r["config"].get(b_name)) for r in records}, key=_sort_key)
+    grid = [[math.nan] * len(a_vals) for _ in b_vals]
+    for r in records:
+        if r["state"] != "complete":
+            continue
+        i = b_vals.index(json.dumps(r["config"].get(b_name)))
+        j = a_vals.index(json.dumps(r["config"].get(a_name)))
+        grid[i][j] = value_of(r) if math.isnan(grid[i][j]) else max(grid[i][j], value_of(r))
+    image = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis")
+    ax.set_xticks(range(len(a_vals)), [json.loads(v) for v in a_vals])
+    ax.set_yticks(range(len(b_vals)), [json.loads(v) for v in b_vals])
+    ax.set_xlabel(a_name)
+    ax.set_ylabel(b_name)
+    for i, row in enumerate(grid):
+        for j, v in enumerate(row):
+            if not math.isnan(v):
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="white", fontsize="small")
+    return image
 
 
 def _sort_key(text: str) -> tuple[int, Any]:
