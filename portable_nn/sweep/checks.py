@@ -75,8 +75,11 @@ def categorical_settings(specs: Mapping[str, ParamSpec]) -> list[dict[str, Any]]
     return settings
 
 
-def setting_problems(settings: Sequence[Mapping[str, Any]], seed: int) -> list[str]:
-    """One line per setting whose smallest network (``[784, 1, 10]``) cannot be built here (runs on workers too)."""
+def setting_problems(settings: Sequence[Mapping[str, Any]], seed: int, names: Sequence[str] = ()) -> list[str]:
+    """One line per setting whose smallest network (``[784, 1, 10]``) cannot be built here (runs on workers too).
+
+    Each line names the setting by its options in ``names`` (the swept ones; all when empty).
+    """
     from .trial import build_network
 
     problems = []
@@ -85,7 +88,7 @@ def setting_problems(settings: Sequence[Mapping[str, Any]], seed: int) -> list[s
         try:
             build_network(config)
         except Exception as exc:  # the network's own error, e.g. BackendUnavailableError
-            shown = " ".join(f"{k}={v}" for k, v in setting.items() if len(str(v)))
+            shown = " ".join(f"{k}={v}" for k, v in setting.items() if not names or k in names) or "the defaults"
             first = str(exc).strip().splitlines()
             problems.append(f"{shown}: {type(exc).__name__}: {first[0] if first else ''}")
     return problems

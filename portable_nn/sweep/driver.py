@@ -100,7 +100,7 @@ class SweepDriver:
         )
         self.settings = checks.categorical_settings(self.specs)
         if options.scheduler is None:  # a local cluster runs this environment: check it here, before any process
-            self._refuse(checks.setting_problems(self.settings, options.seed), "")
+            self._refuse(checks.setting_problems(self.settings, options.seed, list(self.specs)), "")
         self.arrays_here: dict[str, np.ndarray] | None = None
         self.arrays: Any = None
         self.in_flight: dict[Any, _Task] = {}
@@ -215,7 +215,8 @@ class SweepDriver:
             self.result.engine = engine
             client.wait_for_workers(1, timeout=60)
             if o.scheduler is not None:
-                for address, problems in client.run(checks.setting_problems, self.settings, o.seed).items():
+                answers = client.run(checks.setting_problems, self.settings, o.seed, list(self.specs))
+                for address, problems in answers.items():
                     self._refuse(problems, f"worker {address}: ")
             self._scatter(client)
             self.study, storage = create_study(
