@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
+import io
 import os
 import signal
 import sys
@@ -281,7 +282,8 @@ def _finish(args: argparse.Namespace, result: Any, stopped: _Stopped) -> int:
 
     if args.plot is not None and result.records:
         try:
-            _say(f"wrote plot to {plot_sweep(args.out, args.plot)}", sys.stdout)
+            written = plot_sweep(args.out, args.plot, warn=io.StringIO())  # damage was reported above already
+            _say(f"wrote plot to {written}", sys.stdout)
         except (OSError, ImportError, ValueError) as exc:
             _say(f"{_PROG}: error: plot: {_one_line(exc)}")
             return 1
