@@ -304,3 +304,28 @@ def read_in_tmp(reader: Callable[[Path], Any], name: str, content: bytes) -> tup
             tracemalloc.stop()
         assert os.listdir(directory) == [name], "the reader left files behind"
         return result, error, peak
+
+
+def sweep_record(state: str = "complete", epochs: int = 2, **params: Any) -> dict[str, Any]:
+    """A valid line of a sweep's ``trials.jsonl`` for the setting ``params`` (``eta=0.5``), as the driver writes it."""
+    from portable_nn.sweep import config_key, trial_config
+
+    config = trial_config({"epochs": epochs, **params}, seed=0, train_size=500, validation_size=200, data="0" * 64)
+    history = [
+        {"epoch": e, "correct": 100 + e, "n": 200, "accuracy": (100 + e) / 200, "seconds": 0.1} for e in range(epochs)
+    ]
+    last = history[-1]["accuracy"]
+    return {
+        "config": config,
+        "params": dict(params),
+        "key": config_key(config),
+        "state": state,
+        "history": history,
+        "best_accuracy": last,
+        "best_epoch": epochs - 1,
+        "final_accuracy": last,
+        "seconds": 0.2,
+        "worker": "tcp://127.0.0.1:1",
+        "number": 0,
+        "attempts": 1,
+    }
