@@ -162,6 +162,25 @@ ROWS: dict[str, Callable[..., Callable[[], float]]] = {
 }
 
 
+def machine_paths_removed(text: str) -> str:
+    """``text`` with this checkout's and this interpreter's absolute paths made relative.
+
+    ``/home/me/portable_nn/portable_nn/conv.py`` -> ``portable_nn/conv.py``;
+    ``/.../lib/python3.11/site-packages/numpy/...`` -> ``site-packages/numpy/...``;
+    the standard library -> ``stdlib/...``: a generated page shows no machine's paths.
+    """
+    import site
+    import sysconfig
+
+    prefixes = {str(ROOT) + os.sep: ""}
+    for path in {*site.getsitepackages(), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}:
+        prefixes[path.rstrip(os.sep) + os.sep] = "site-packages/"
+    prefixes[sysconfig.get_paths()["stdlib"].rstrip(os.sep) + os.sep] = "stdlib/"
+    for prefix in sorted(prefixes, key=len, reverse=True):  # the longest (most specific) first
+        text = text.replace(prefix, prefixes[prefix])
+    return text
+
+
 def profile_step(images: np.ndarray, labels: np.ndarray, top: int) -> str:
     from portable_nn import Dataset
 
@@ -174,7 +193,7 @@ def profile_step(images: np.ndarray, labels: np.ndarray, top: int) -> str:
     profiler.disable()
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(top)
-    return out.getvalue()
+    return machine_paths_removed(out.getvalue())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -92,7 +92,9 @@ def readme_job(data_dir: str, epochs: int | None) -> dict[str, Any]:
         rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         if proc.returncode != 0:
             return {"error": f"exit status {proc.returncode}: {proc.stderr.strip()[-500:]}"}
-        history = json.loads((Path(tmp) / "h.json").read_text())
+        from portable_nn.history import read_history  # the file holds the rows and the run's settings
+
+        history = read_history(Path(tmp) / "h.json")
     shown = [Path(script[0]).name, *script[1:]]
     return {
         "command": " ".join([*shown, *cmd[len(script) :]]),

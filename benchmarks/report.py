@@ -6,6 +6,7 @@ from the :class:`Run` that :mod:`benchmarks.bench_epoch` filled.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,10 +52,19 @@ class Run:
 
 # -- formatting ------------------------------------------------------------------
 def fmt(x: float | None) -> str:
-    """Seconds to 3 significant-ish figures."""
+    """Seconds to about 3 significant figures, in fixed notation (0.000412, 0.0123, 1.234, 12.3).
+
+    Fixed decimals alone would print a sub-millisecond time as ``0.000``: a measured
+    time must never read as zero.
+    """
     if x is None or x != x:
         return "–"
-    return f"{x:.3f}" if x < 10 else f"{x:.1f}"
+    if x >= 10:
+        return f"{x:.1f}"
+    if x >= 0.01 or x <= 0:
+        return f"{x:.3f}"
+    decimals = 2 - math.floor(math.log10(x))
+    return f"{x:.{decimals}f}"
 
 
 def _load_range(results: list[Result]) -> str:

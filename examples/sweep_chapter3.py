@@ -1,6 +1,7 @@
-"""Chapter 3's eta x lambda grid as a Dask sweep, against the same trials one after another; writes docs/sweeps.md.
+"""Chapter 3's eta x lambda grid as a Dask sweep, against the same trials one after another: sweeps.md.
 
-    python examples/sweep_chapter3.py --data-dir ../shared/data/mnist
+    python examples/sweep_chapter3.py --data-dir ../shared/data/mnist          # -> ./portable-nn-runs/sweep_chapter3/
+    python examples/sweep_chapter3.py --data-dir ../shared/data/mnist --doc    # update the committed docs/sweeps.md
 
 Runs ``[784, 30, 10]`` cross-entropy networks on the book's split (50,000
 training, 10,000 validation images) for every eta in {0.1, 0.5, 3} and lambda
@@ -14,7 +15,10 @@ in {0, 5}:
    trial (Dask task + Optuna bookkeeping) against one epoch of training.
 
 It checks that every trial's per-epoch validation counts are identical in
-(1) and (2), then writes ``docs/sweeps.md`` and ``docs/sweeps.png``.
+(1) and (2), then writes ``sweeps.md`` and ``sweeps.png`` into ``--out DIR``
+(default ``./portable-nn-runs/sweep_chapter3/``; ``--doc``: ``docs/``).  The
+sweeps' own files go to a temporary directory, removed at the end, unless
+``--sweep-dir DIR`` keeps them.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _outputs import add_output_options, check_data_dir, fail, output_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = {"eta": [0.1, 0.5, 3.0], "lmbda": [0.0, 5.0]}
@@ -67,14 +73,26 @@ def main() -> int:
     parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data" / "mnist")
     parser.add_argument("--epochs", type=int, default=5, help="epochs per trial (default 5)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=None, help="sweep directory (default: a fresh temporary one)")
-    parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "sweeps.md")
+    parser.add_argument(
+        "--sweep-dir", type=Path, default=None, help="keep the sweeps' files here (default: a temporary directory)"
+    )
+    add_output_options(parser, "sweep_chapter3")
     args = parser.parse_args()
+    check_data_dir(args.data_dir)
+    if args.sweep_dir is not None and not args.sweep_dir.parent.is_dir():
+        fail(f"--sweep-dir {args.sweep_dir}: its directory {args.sweep_dir.parent} does not exist")
+    args.page = output_dir(args, "sweep_chapter3") / "sweeps.md"
+    if args.sweep_dir is not None:
+        return run(args, args.sweep_dir)
+    with tempfile.TemporaryDirectory(prefix="sweep-chapter3-") as tmp:
+        return run(args, Path(tmp))
 
+
+def run(args: argparse.Namespace, out: Path) -> int:
+    """The sweep into ``out``, the sequential run, the overhead sweep; writes ``args.page``; exit status."""
     from portable_nn.sweep import run_sweep
     from portable_nn.sweep_cli import plot_sweep
 
-    out = args.out or Path(tempfile.mkdtemp(prefix="sweep-chapter3-"))
     space = [f"eta={','.join(str(v) for v in SPACE['eta'])}", f"lmbda={','.join(str(v) for v in SPACE['lmbda'])}"]
     space += ["hidden=30", f"epochs={args.epochs}"]
     print(f"sweep on {args.workers} workers into {out}")
@@ -110,9 +128,9 @@ def main() -> int:
         evaluate_test=False,
     )
     args.load_after = os.getloadavg()
-    png = plot_sweep(out, args.doc.with_suffix(".png"))
+    png = plot_sweep(out, args.page.with_suffix(".png"))
     write_doc(args, result, sweep_wall, seq_wall, seq_records, seq_test, mismatches, same_test, one, png)
-    print(f"wrote {args.doc} and {png}")
+    print(f"wrote {args.page} and {png}")
     return 0 if not mismatches and same_test else 1
 
 
@@ -260,7 +278,7 @@ def write_doc(args, result, sweep_wall, seq_wall, seq_records, seq_test, mismatc
         "configuration or `--no-nanny`.",
         "",
     ]
-    args.doc.write_text("\n".join(lines))
+    args.page.write_text("\n".join(lines))
 
 
 if __name__ == "__main__":

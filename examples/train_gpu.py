@@ -9,6 +9,8 @@ machine without a usable CUDA device it exits with a message saying why.
 import argparse
 import sys
 
+from _outputs import check_data_dir
+
 import portable_nn
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -16,6 +18,7 @@ parser.add_argument("--data-dir", default=None, help="directory of the MNIST IDX
 parser.add_argument("--epochs", type=int, default=30)
 parser.add_argument("--batch-size", type=int, default=10)
 args = parser.parse_args()
+check_data_dir(args.data_dir)  # before any work: a missing directory is never created
 
 try:
     net = portable_nn.Network([784, 30, 10], xp="cupy", dtype="float32", seed=0)

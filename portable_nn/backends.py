@@ -65,6 +65,19 @@ class Backend:
         """The namespace's dtype object for ``"float32"`` / ``"float64"`` / ``"int64"``."""
         return getattr(self.xp, name)
 
+    @property
+    def index_dtype(self) -> Any:
+        """The namespace's default indexing dtype on this device, for labels, orders and counts.
+
+        ``int64`` everywhere except JAX with 64-bit mode off, where it is
+        ``int32`` (asking JAX for int64 there would warn and truncate).  Read
+        when needed, so it follows ``jax_enable_x64`` as it is at that moment.
+        """
+        info = getattr(self.xp, "__array_namespace_info__", None)
+        if info is None:  # pragma: no cover - every supported namespace has it
+            return self.xp.int64
+        return info().default_dtypes(device=self.device)["indexing"]
+
     def owns(self, array: Any) -> bool:
         """True when ``array`` already belongs to this namespace and device."""
         try:
@@ -92,13 +105,73 @@ def _import(module: str, backend: str | None = None) -> ModuleType:
         ) from exc
 
 
-def _enable_jax_x64() -> None:
-    """JAX computes in float32 unless 64-bit mode is on: turn it on, so ``dtype="float64"``
-    (and int64 indices) mean what they say; float32 networks are unaffected, as every
-    array is created with an explicit dtype."""
+#: How a user turns on JAX's 64-bit mode, quoted by the float64 refusal.
+JAX_X64_HINT = 'jax.config.update("jax_enable_x64", True) at the start of the program, or JAX_ENABLE_X64=1'
+
+
+def enable_jax_x64() -> None:
+    """Turn on JAX's process-wide 64-bit mode.
+
+    For programs that own their process (the ``portable-nn`` command line);
+    the library itself never calls it, as it would change every JAX array the
+    user creates afterwards (``jnp.zeros(1)`` becomes float64).
+    """
     jax = _import("jax")
     if not jax.config.jax_enable_x64:
         jax.config.update("jax_enable_x64", True)
+
+
+def _check_jax_dtype(dtype: str) -> None:
+    """A float64 JAX network needs the user's opt-in to 64-bit mode (``ValueError`` otherwise).
+
+    Scoping ``jax.enable_x64(True)`` around the package's own calls is not
+    safe: the network's float64 weights and outputs reach the user, and any
+    operation on them outside that scope warns and truncates to float32, and
+    compiled functions retrace at float32.
+    """
+    if dtype == "float64" and not _import("jax").config.jax_enable_x64:
+        raise ValueError(
+            "dtype='float64' with xp='jax' needs JAX's 64-bit mode, which is off: without it JAX computes in "
+            f"float32. Turn it on with {JAX_X64_HINT}, or use dtype='float32'"
+        )
+
+
+#: (backend name, device, dtype) triples that passed :func:`_probe`.
+_PROBED: set[tuple[str, str, str]] = set()
+
+
+def _probe(name: str, namespace: Any, device: Any, dtype: str) -> None:
+    """Copy a tiny array to ``device``, compute ``exp(a @ a)`` in ``dtype`` there and copy it back.
+
+    Raises ``ValueError`` naming the device or dtype, with the library's
+    reason, when any of it fails (torch's ``meta`` device holds no data; a
+    GPU may lack float64) or gives a different dtype or wrong values.
+    """
+    key = (name, repr(device), dtype)
+    if key in _PROBED:
+        return
+    host = np.array([[0.5, -1.0], [2.0, 0.25]])
+    try:
+        a = namespace.asarray(host, device=device)
+        back = to_numpy(a)
+    except Exception as exc:
+        raise ValueError(
+            f"device={device!r} cannot be used with xp={name!r}: copying data to it and back fails ({exc})"
+        ) from exc
+    if not np.array_equal(back, host):
+        raise ValueError(f"device={device!r} cannot be used with xp={name!r}: data copied to it does not come back")
+    try:
+        b = namespace.asarray(a, dtype=getattr(namespace, dtype), device=device)
+        out = namespace.exp(b @ b)
+        got = to_numpy(out)
+    except Exception as exc:
+        raise ValueError(f"dtype={dtype!r} cannot be computed in by xp={name!r} on device {device!r} ({exc})") from exc
+    if out.dtype != getattr(namespace, dtype) or not np.allclose(got, np.exp(host @ host), rtol=1e-5):
+        raise ValueError(
+            f"dtype={dtype!r} cannot be computed in by xp={name!r} on device {device!r}: "
+            f"the result came back as {out.dtype}"
+        )
+    _PROBED.add(key)
 
 
 def _check_cupy_usable(cupy: ModuleType) -> None:
@@ -139,7 +212,7 @@ def _name_of_namespace(module: Any) -> str | None:
     return None
 
 
-def resolve_backend(xp: Any = "numpy", device: Any = None) -> Backend:
+def resolve_backend(xp: Any = "numpy", device: Any = None, dtype: str | None = None) -> Backend:
     """Normalise ``xp`` (a name or an array namespace module) to a :class:`Backend`.
 
     Parameters
@@ -151,6 +224,14 @@ def resolve_backend(xp: Any = "numpy", device: Any = None) -> Backend:
         ``array_api_compat.array_namespace`` understands.
     device:
         Where arrays are placed; ``None`` means the library's default device.
+        It must hold data: a tiny array is copied there and back (torch's
+        ``meta`` device, a CUDA device torch was not built for, are refused).
+    dtype:
+        ``"float32"`` or ``"float64"``, the dtype the network computes in: a
+        tiny product and ``exp`` are computed there in it and must come back
+        right.  On JAX, ``"float64"`` needs 64-bit mode turned on by the user
+        (:data:`JAX_X64_HINT`); the package never turns it on itself.
+        ``None`` checks the device with the namespace's default float dtype.
 
     Raises
     ------
@@ -158,9 +239,14 @@ def resolve_backend(xp: Any = "numpy", device: Any = None) -> Backend:
         The library is missing or (CuPy) no CUDA device can run a kernel; the
         message gives the install command.
     TypeError, ValueError
-        ``xp`` is neither a known name nor an array namespace.
+        ``xp`` is neither a known name nor an array namespace; the device
+        cannot hold or return data; the backend cannot compute in ``dtype``
+        there (the message gives the library's reason).
     """
     if isinstance(xp, Backend):
+        if xp.name == "jax" and dtype is not None:
+            _check_jax_dtype(dtype)
+        _probe(xp.name, xp.xp, xp.device, dtype or "float32")
         return xp
     if isinstance(xp, str):
         name = xp.strip().lower().replace("-", "_")
@@ -180,8 +266,8 @@ def resolve_backend(xp: Any = "numpy", device: Any = None) -> Backend:
 
     if name == "cupy":
         _check_cupy_usable(_import("cupy"))
-    if name == "jax":
-        _enable_jax_x64()
+    if name == "jax" and dtype is not None:
+        _check_jax_dtype(dtype)
     if name == "array_api_strict":
         namespace = _import("array_api_strict")
     else:
@@ -190,15 +276,33 @@ def resolve_backend(xp: Any = "numpy", device: Any = None) -> Backend:
         namespace = array_api_compat.array_namespace(module.asarray([0.0]))
     if device is None:
         device = array_api_compat.device(namespace.asarray([0.0]))
+    _probe(name, namespace, device, dtype or "float32")
     return Backend(name=name, xp=namespace, device=device)
 
 
 def to_numpy(array: Any) -> np.ndarray:
-    """Copy any backend's array to a NumPy array on the host.
+    """A new, writable NumPy copy of any backend's array, on the host.
 
-    Works for NumPy, CuPy (``.get()``), PyTorch (any device), JAX and
-    array-api-strict arrays on any of its devices.  Python scalars and lists
-    pass through ``numpy.asarray``.
+    Always a copy: writing into the result never changes ``array`` (a
+    network's weights, say), on any backend -- NumPy and torch/JAX on the CPU
+    included, where a view would share memory.  Works for NumPy, CuPy,
+    PyTorch (any device), JAX and array-api-strict arrays on any of its
+    devices; Python scalars and lists pass through ``numpy.array``.
+    """
+    if array_api_compat.is_cupy_array(array):
+        return array.get()  # device to host: already a new array
+    if array_api_compat.is_torch_array(array) and array.device.type != "cpu":
+        return array.detach().cpu().numpy()  # device to host: already a new tensor
+    return np.array(_host_view(array), copy=True)
+
+
+def _host_view(array: Any) -> np.ndarray:
+    """The array on the host without a copy where the library allows one (package-internal).
+
+    May share memory with ``array`` (NumPy, torch/JAX on the CPU,
+    array-api-strict) and may be read-only (JAX): only for reading -- a
+    count, a flag, parameters being saved -- never to hand to a user or to
+    write into.  Copies only where the data is on another device.
     """
     if isinstance(array, np.ndarray):
         return array

@@ -13,15 +13,25 @@ The training core uses two more methods of each class:
 * ``from_z(xp, z, y, output)``: the summed cost computed from the weighted
   inputs ``z``, finite even where the output saturates (``σ(±50)`` is exactly
   0 or 1 in floating point, where ``log(1 − a)`` is ``−inf``).
+
+Your own cost (the book's chapter-3 exercise) is any class or object with the
+book's ``fn(a, y)`` and ``delta(z, a, y)``, or a subclass of one of these that
+overrides them.  :func:`get_cost` wraps it in a :class:`UserCost`: the step
+calls *your* ``delta`` and ``total_cost`` *your* ``fn`` (what you did not
+override keeps the fused path).  They receive arrays of the network's backend
+(``(n_out, m)`` columns, the network's dtype): write them with
+``xp = array_api_compat.array_namespace(a)`` (on NumPy the book's ``np.`` code
+works as written); ``fn`` returns the cost summed over the ``m`` columns.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, ClassVar
 
 import array_api_compat
 
-from .activations import SIGMOID, Activation, log_softmax, softmax
+from .activations import SIGMOID, Activation, call_user, log_softmax, qualified_name, softmax
 
 
 def _xp(*arrays: Any) -> Any:
@@ -161,18 +171,119 @@ COST_ALIASES = {
     "cross-entropy": CrossEntropyCost,
     "log-likelihood": LogLikelihoodCost,
 }
+#: What the training step and ``total_cost`` call on one of the package's costs.
+_INTERNALS = ("output_delta", "from_z")
+#: Output layers a user's cost may ask for with an ``output`` attribute.
+_OUTPUTS = (None, "sigmoid", "softmax")
 
 
-def get_cost(cost: Any, argument: str = "cost") -> type[Cost]:
-    """The cost class for a class, a file name (``"CrossEntropyCost"``) or a CLI name (``"cross-entropy"``)."""
-    if isinstance(cost, type) and issubclass(cost, Cost) and cost is not Cost:
-        return cost
+class UserCost:
+    """A cost that is not exactly one of the package's: the reader's own, or a subclass overriding ``fn``/``delta``.
+
+    ``source`` is what was passed (a class or an instance).  The step calls
+    ``source.delta(z, a, y)`` and ``total_cost`` ``source.fn(a, y)`` (each
+    checked by :func:`portable_nn.activations.call_user`: a failure, or a
+    result of another library, shape or dtype, is a
+    :class:`portable_nn.activations.UserFunctionError` naming the method and
+    the backend).  A subclass of one of the package's costs keeps that cost's
+    fused path for the method it does not override.
+
+    Attributes: ``name`` (``module.qualname``: what model files record, never
+    one of the package's names), ``output`` (the output layer it needs: the
+    base cost's, or the source's ``output`` attribute, ``None`` by default,
+    which network2 makes sigmoid as the book's),
+    ``base`` (the package's cost it derives from, or ``None``),
+    ``own_fn``/``own_delta`` (whether ``fn``/``delta`` are the user's).
+    """
+
+    def __init__(self, source: Any, base: type[Cost] | None, own_fn: bool, own_delta: bool) -> None:
+        self.source = source
+        self.base = base
+        self.own_fn = own_fn
+        self.own_delta = own_delta
+        self._cls: Any = source if isinstance(source, type) else type(source)
+        self.name = qualified_name(self._cls)
+        output = base.output if base is not None else getattr(source, "output", None)
+        if output not in _OUTPUTS:
+            raise ValueError(f"{self.name}.output must be one of {_OUTPUTS} (its output layer); got {output!r}")
+        self.output: str | None = output
+
+    def __repr__(self) -> str:
+        return f"UserCost({self.name!r})"
+
+    def fn(self, a: Any, y: Any) -> Any:
+        """The source's ``fn(a, y)`` (the book's method), unchecked."""
+        return self.source.fn(a, y)
+
+    def delta(self, z: Any, a: Any, y: Any) -> Any:
+        """The source's ``delta(z, a, y)`` (the book's method), unchecked."""
+        return self.source.delta(z, a, y)
+
+    def step_delta(self, xp: Any, z: Any, a: Any, y: Any, output: Activation | str) -> Any:
+        """The output δ of the training step (which calls this instead of ``output_delta``): the user's
+        ``delta(z, a, y)``, checked to be ``a``'s shape and dtype, or the base's fused δ."""
+        if self.own_delta:
+            return call_user(self.source.delta, f"cost {self.name}.delta", xp, a, z, a, y)
+        return self._cls.output_delta(xp, a, y, output)
+
+    def from_z(self, xp: Any, z: Any, y: Any, output: Activation | str) -> Any:
+        """The user's ``fn(output(z), y)`` as a 0-d array of ``z``'s dtype, or the base's stable ``from_z``."""
+        if self.own_fn:
+            a = output_activation(xp, output, z)
+            return call_user(self.source.fn, f"cost {self.name}.fn", xp, a, a, y, scalar=True)
+        return self._cls.from_z(xp, z, y, output)
+
+
+#: What a network's ``spec.cost`` holds: one of the package's cost classes, or a :class:`UserCost`.
+CostLike = type[Cost] | UserCost
+
+
+def _overrides(source: Any, base: type, attribute: str) -> bool:
+    """Whether ``source`` (a class or an instance) has its own ``attribute`` instead of ``base``'s."""
+    if not isinstance(source, type) and attribute in getattr(source, "__dict__", {}):
+        return True
+    cls = source if isinstance(source, type) else type(source)
+    return inspect.getattr_static(cls, attribute, None) is not inspect.getattr_static(base, attribute, None)
+
+
+def get_cost(cost: Any, argument: str = "cost") -> CostLike:
+    """The cost for a class or an instance (the package's or the user's), a file name or a CLI name.
+
+    * ``QuadraticCost``, ``CrossEntropyCost()``, ``"CrossEntropyCost"``,
+      ``"cross-entropy"``, or a subclass/instance that overrides nothing: the
+      package's class (fused, stable paths);
+    * any other class or object with callable ``fn`` and ``delta`` (the
+      book's static methods), or a subclass of one of ours overriding them:
+      a :class:`UserCost` that calls them.
+
+    ``TypeError``/``ValueError`` naming ``argument`` for anything else.
+    """
+    names = ", ".join([*COSTS, *COST_ALIASES])
     if isinstance(cost, str):
         found = COSTS.get(cost) or COST_ALIASES.get(cost.strip().lower())
         if found is not None:
             return found
-    names = ", ".join([*COSTS, *COST_ALIASES])
-    raise ValueError(f"{argument} must be one of {names} (or one of the cost classes); got {cost!r}")
+        raise ValueError(f"{argument} must be one of {names}, a cost class or object; got {cost!r}")
+    cls = cost if isinstance(cost, type) else type(cost)
+    if cls is Cost or not (callable(getattr(cost, "fn", None)) and callable(getattr(cost, "delta", None))):
+        raise TypeError(
+            f"{argument} must be one of {names}, or a cost class or object with the book's fn(a, y) and "
+            f"delta(z, a, y); got {cost!r}"
+        )
+    if isinstance(cost, type):
+        for method in ("fn", "delta"):
+            if inspect.isfunction(inspect.getattr_static(cls, method, None)):
+                raise TypeError(
+                    f"{argument}={qualified_name(cls)}: {method} is a plain method; make fn and delta "
+                    f"@staticmethod as the book's costs are, or pass an instance, {cls.__name__}()"
+                )
+    base = next((c for c in cls.__mro__ if c in COSTS.values()), None)
+    if base is None:
+        return UserCost(cost, None, True, True)
+    own = {name: _overrides(cost, base, name) for name in ("fn", "delta", *_INTERNALS)}
+    if not any(own.values()):
+        return cls
+    return UserCost(cost, base, own["fn"], own["delta"])
 
 
 def output_activation(xp: Any, output: Activation | str, z: Any) -> Any:

@@ -418,13 +418,14 @@ def to_device(
     if training and labels.ndim == 1:
         import array_api_extra as xpx
 
-        device_labels = backend.asarray(labels.astype(np.int64, copy=False), dtype=xp.int64)  # checked by _validate
+        # labels checked by _validate
+        device_labels = backend.asarray(labels.astype(np.int64, copy=False), dtype=backend.index_dtype)
         targets = xpx.one_hot(device_labels, n_out, dtype=backend.dtype(dtype), xp=xp)
     elif training:
         targets = backend.asarray(labels.astype(dtype, copy=False), dtype=backend.dtype(dtype))
     else:
         host = np.argmax(labels, axis=1) if labels.ndim == 2 else labels  # range checked by _validate
-        targets = backend.asarray(host.astype(np.int64, copy=False), dtype=xp.int64)
+        targets = backend.asarray(host.astype(np.int64, copy=False), dtype=backend.index_dtype)
     device = DeviceData(inputs=inputs, targets=targets, n=dataset.n, divisor=divisor)
     # Transfers may be asynchronous (JAX): wait for them here, so the copy is paid (and timed) as
     # ingestion, not inside the first epoch.  One tiny host copy of each array.

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
-from .activations import SIGMOID, Activation
-from .costs import Cost, QuadraticCost, output_activation
+from .activations import SIGMOID, Activation, AnyActivation, UserActivation
+from .costs import Cost, CostLike, QuadraticCost, UserCost, output_activation
 
 #: Regularisation kinds accepted by ``lmbda`` (the book's L2, and L1 from chapter 3).
 REGULARIZATIONS = ("l2", "l1")
@@ -31,16 +31,20 @@ class DenseSpec:
     Attributes
     ----------
     hidden:
-        Activation of the hidden layers (sigmoid in chapters 1 and 3).
+        Activation of the hidden layers (sigmoid in chapters 1 and 3): one of
+        the package's, or a :class:`portable_nn.activations.UserActivation`
+        (backprop then keeps each layer's ``z`` for its derivative).
     output:
         Activation of the output layer, or ``"softmax"``.
     cost:
-        A :class:`portable_nn.costs.Cost` class.
+        A :class:`portable_nn.costs.Cost` class, or a
+        :class:`portable_nn.costs.UserCost` (the step calls its ``step_delta``,
+        the user's ``delta``).
     """
 
-    hidden: Activation = SIGMOID
+    hidden: AnyActivation = SIGMOID
     output: Activation | str = SIGMOID
-    cost: type[Cost] = QuadraticCost
+    cost: CostLike = QuadraticCost
 
     def __post_init__(self) -> None:
         needed = self.cost.output
@@ -120,29 +124,49 @@ def gradients(
 def _backprop_for(
     xp: Any, spec: DenseSpec
 ) -> Callable[[Sequence[Any], Sequence[Any], Any, Any, Any, Any], tuple[list[Any], list[Any]]]:
-    """:func:`gradients` with ``xp`` and ``spec`` bound once (the step calls it thousands of times per epoch)."""
+    """:func:`gradients` with ``xp`` and ``spec`` bound once (the step calls it thousands of times per epoch).
+
+    The package's costs and activations run exactly the fused code they
+    always did: the output δ is ``cost.output_delta(xp, a, y, output)`` and
+    σ' is ``prime_from_output`` of the stored activations.  A user's cost
+    (:class:`portable_nn.costs.UserCost`) gives the δ through
+    ``step_delta(xp, z, a, y, output)`` (its ``delta(z, a, y)``); a user's
+    activation keeps each layer's ``z`` for its ``prime(z)``.  Which one is
+    decided here, in Python, so a jitted step contains only the chosen path.
+    """
     hidden = spec.hidden.fn
-    hidden_prime = spec.hidden.prime_from_output
-    output, cost = spec.output, spec.cost
+    keep_z = spec.hidden.needs_z
+    # σ' from what backprop keeps: the outputs a (ours) or the weighted inputs z (a user's prime(z)).
+    hidden_prime = spec.hidden.prime_of_z if isinstance(spec.hidden, UserActivation) else spec.hidden.prime_from_output
+    output = spec.output
+    user_cost = spec.cost if isinstance(spec.cost, UserCost) else None
+    cost = cast("type[Cost]", spec.cost)  # used only when user_cost is None
 
     def backprop(
         weights: Sequence[Any], biases: Sequence[Any], x: Any, y: Any, ones: Any, scale: Any
     ) -> tuple[list[Any], list[Any]]:
         activations = [x]
+        zs: list[Any] = []
         a = x
         last = len(weights) - 1
         for layer, (w, b) in enumerate(zip(weights, biases)):
             z = w @ a + b
+            if keep_z:
+                zs.append(z)
             a = output_activation(xp, output, z) if layer == last else hidden(xp, z)
             activations.append(a)
-        delta = cost.output_delta(xp, a, y, output)
+        if user_cost is None:
+            delta = cost.output_delta(xp, a, y, output)
+        else:
+            delta = user_cost.step_delta(xp, z, a, y, output)
         if scale is not None:
             delta = delta * scale
         nabla_b: list[Any] = [None] * (last + 1)
         nabla_w: list[Any] = [None] * (last + 1)
         for layer in range(last, -1, -1):
             if layer < last:
-                delta = (weights[layer + 1].T @ delta) * hidden_prime(xp, activations[layer + 1])
+                kept = zs[layer] if keep_z else activations[layer + 1]
+                delta = (weights[layer + 1].T @ delta) * hidden_prime(xp, kept)
             nabla_b[layer] = _column_sum(delta, ones)
             nabla_w[layer] = _outer(delta, activations[layer])
         return nabla_b, nabla_w

@@ -17,11 +17,12 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from http.client import HTTPException
+from http.client import HTTPException, HTTPResponse
 from pathlib import Path
 
 from . import limits
@@ -73,6 +74,61 @@ def _progress(name: str, done: int, total: int | None) -> None:
     sys.stderr.flush()
 
 
+class _Opener:
+    """``urlopen`` in a helper thread, so the deadline holds while a server trickles its response headers.
+
+    ``urlopen`` reads the status line and headers itself, each receive waiting
+    up to ``timeout``; a server sending one byte just inside that keeps it
+    there indefinitely.  Waiting for the thread with the time left bounds it;
+    a response that arrives after the deadline is closed by the thread.
+    """
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self.url, self.timeout = url, timeout
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.abandoned = False
+        self.response: HTTPResponse | None = None
+        self.error: BaseException | None = None
+
+    def _run(self) -> None:
+        response: HTTPResponse | None = None
+        error: BaseException | None = None
+        try:
+            response = urllib.request.urlopen(self.url, timeout=self.timeout)
+        except BaseException as exc:  # handed to the caller's thread
+            error = exc
+        try:
+            with self.lock:
+                if not self.abandoned:
+                    self.response, self.error = response, error
+                    return
+                if response is not None:
+                    response.close()
+                if isinstance(error, urllib.error.HTTPError):
+                    error.close()
+        finally:
+            error = None  # no frame -> exception -> traceback -> frame cycle keeps a socket for the collector
+            self.done.set()
+
+    def open(self, deadline_at: float) -> HTTPResponse:
+        """The response once its headers are in; ``DownloadError`` if ``deadline_at`` passes first."""
+        threading.Thread(target=self._run, name="portable_nn-download", daemon=True).start()
+        finished = self.done.wait(max(0.0, deadline_at - time.monotonic()))
+        with self.lock:
+            if not finished and self.response is None and self.error is None:
+                self.abandoned = True
+                raise DownloadError(f"{self.url}: no response headers within the deadline; aborted")
+            response, error, self.response, self.error = self.response, self.error, None, None
+        if error is not None:
+            try:
+                raise error
+            finally:
+                error = None
+        assert response is not None
+        return response
+
+
 def _fetch_one(
     url: str, dest: Path, sha256: str, *, timeout: float, show_progress: bool, max_bytes: int, deadline_at: float
 ) -> None:
@@ -87,7 +143,8 @@ def _fetch_one(
     left = deadline_at - time.monotonic()
     if left <= 0:
         raise DownloadError(f"{url}: not started, the deadline has passed")
-    with atomic_write(dest, "wb") as out, urllib.request.urlopen(url, timeout=min(timeout, left)) as response:
+    response = _Opener(url, min(timeout, left)).open(deadline_at)
+    with atomic_write(dest, "wb") as out, response:
         length = response.headers.get("Content-Length")
         total = int(length) if length is not None and length.isdigit() else None
         if total is not None and total > max_bytes:
@@ -148,8 +205,9 @@ def download_file(
         ``$PORTABLE_NN_MAX_DOWNLOAD_BYTES``).
     deadline:
         Seconds the whole call may take, all mirrors together (default 600).
-        Checked between received chunks, so a server that trickles bytes
-        fails after it; once it passes, no further mirror is tried.
+        Kept while the response headers arrive (however slowly) and checked
+        between received chunks, so a server that trickles bytes fails after
+        it; once it passes, no further mirror is tried.
 
     Raises
     ------

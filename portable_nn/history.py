@@ -7,7 +7,7 @@ import io
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from . import limits
@@ -51,14 +51,30 @@ def history_rows(history: Sequence[EpochResult]) -> list[dict]:
     ]
 
 
-def write_history(history: Sequence[EpochResult], path: str | os.PathLike[str]) -> Path:
-    """Write the history to ``path``: JSON (a list of objects) or CSV, by suffix."""
+#: How a CSV history file's settings line starts (before the header line).
+CSV_SETTINGS_PREFIX = "# settings: "
+
+
+def write_history(
+    history: Sequence[EpochResult], path: str | os.PathLike[str], *, settings: Mapping[str, object] | None = None
+) -> Path:
+    """Write the history to ``path``: JSON or CSV, by suffix.
+
+    Without ``settings``, JSON is a list of objects (one per epoch, :data:`FIELDS`).
+    With ``settings`` (the run's options, plain JSON values, e.g.
+    ``{"eta": 3.0, "stopped": "all 30 epochs done"}``) JSON is an object
+    ``{"settings": {...}, "epochs": [...]}`` and CSV starts with one line
+    ``# settings: {...}`` (JSON) before its header; :func:`read_history_settings`
+    reads them back (``portable-nn plot`` titles the plot with them).
+    """
     path = Path(path)
     rows = history_rows(history)
     if path.suffix.lower() == ".json":
-        text = json.dumps(rows, indent=1)
+        text = json.dumps(rows if settings is None else {"settings": dict(settings), "epochs": rows}, indent=1)
     elif path.suffix.lower() == ".csv":
         buffer = io.StringIO()
+        if settings is not None:
+            buffer.write(CSV_SETTINGS_PREFIX + json.dumps(dict(settings)) + "\n")
         writer = csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
@@ -170,6 +186,8 @@ def _parse_history_json(path: Path, text: str) -> list[tuple[str, dict]]:
         raise HistoryFileError(f"{path}: JSON nested too deeply (a history is a list of flat objects)") from None
     except ValueError as exc:  # JSONDecodeError, or an integer with too many digits
         raise HistoryFileError(f"{path}: not valid JSON ({exc})") from None
+    if isinstance(value, dict) and set(value) <= {"settings", "epochs"} and "epochs" in value:
+        value = value["epochs"]  # the form with the run's settings (read by read_history_settings)
     if not isinstance(value, list):
         raise HistoryFileError(f"{path}: expected a JSON list of objects (one per epoch), got {_kind(value)}")
     rows = []
@@ -181,6 +199,8 @@ def _parse_history_json(path: Path, text: str) -> list[tuple[str, dict]]:
 
 
 def _parse_history_csv(path: Path, text: str) -> list[tuple[str, dict]]:
+    if text.startswith(CSV_SETTINGS_PREFIX):  # the run's settings (read by read_history_settings)
+        text = "\n" + text.split("\n", 1)[1] if "\n" in text else ""
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         lines = [(reader.line_num, cells) for cells in reader if cells]
@@ -253,6 +273,49 @@ def _check_history_row(path: Path, where: str, row: dict) -> None:
     for part, whole in (("correct", "n_test"), ("training_correct", "n_train")):
         if row.get(part) is not None and row.get(whole) is not None and row[part] > row[whole]:
             raise HistoryFileError(f"{path}: {where}: {part!r} ({row[part]}) is larger than {whole!r} ({row[whole]})")
+
+
+#: Most characters of settings shown in a plot's title.
+_TITLE_CHARS = 160
+
+
+def read_history_settings(path: str | os.PathLike[str]) -> dict[str, object]:
+    """The run's settings stored in a history file by :func:`write_history` (``{}`` when it has none).
+
+    Only JSON scalars are kept (anything else in the settings is dropped).
+    Raises what :func:`read_history` raises for a file that cannot be read.
+    """
+    path = Path(path)
+    text = _read_history_text(path)
+    settings: object = None
+    try:
+        if path.suffix.lower() == ".csv" and text.startswith(CSV_SETTINGS_PREFIX):
+            settings = json.loads(text.split("\n", 1)[0][len(CSV_SETTINGS_PREFIX) :])
+        elif path.suffix.lower() == ".json":
+            value = json.loads(text)
+            settings = value.get("settings") if isinstance(value, dict) else None
+    except (ValueError, RecursionError):
+        return {}
+    if not isinstance(settings, dict):
+        return {}
+    return {str(k): v for k, v in settings.items() if v is None or isinstance(v, (str, int, float, bool, list))}
+
+
+def plot_title(path: str | os.PathLike[str]) -> str:
+    """A plot title from a history file's settings (``""`` when it has none)."""
+    settings = read_history_settings(path)
+    if not settings:
+        return ""
+    network = settings.pop("network", None)
+    stopped = settings.pop("stopped", None)
+    shown = ", ".join(
+        f"{k} {v}"
+        for k, v in settings.items()
+        if v is not None and v != "" and k != "sizes" and (k == "seed" or v is True or v != 0)  # 0: off
+    )
+    title = f"{network or Path(path).name}: {shown}"
+    title = title if len(title) <= _TITLE_CHARS else title[: _TITLE_CHARS - 3] + "..."
+    return f"{title}\n({stopped})" if stopped else title
 
 
 def plot_history(rows: Sequence[dict], path: str | os.PathLike[str], title: str = "") -> Path:

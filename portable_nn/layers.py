@@ -26,12 +26,23 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
-import array_api_compat
 import numpy as np
 
-from .activations import LINEAR, RELU, SIGMOID, TANH, Activation, get_activation, log_softmax, softmax
+from .activations import (
+    LINEAR,
+    RELU,
+    SIGMOID,
+    TANH,
+    Activation,
+    AnyActivation,
+    log_softmax,
+    on_number_or_array,
+    softmax,
+)
+from .activations import resolve_activation as _resolve
 from .conv import conv_backward, conv_forward_with_patches, maxpool_backward, maxpool_forward
 from .dense import State
+from .initializers import RandomSource
 
 __all__ = [
     "ConvPoolLayer",
@@ -50,18 +61,18 @@ __all__ = [
 
 # -- the book's activation functions ------------------------------------------------------------
 def sigmoid(z: Any) -> Any:
-    """σ(z) for any backend's array (the book's ``theano.tensor.nnet.sigmoid``)."""
-    return SIGMOID.fn(array_api_compat.array_namespace(z), z)
+    """σ(z) for any backend's array (the book's ``theano.tensor.nnet.sigmoid``), or a number (a ``float``)."""
+    return on_number_or_array(SIGMOID, z)
 
 
 def tanh(z: Any) -> Any:
-    """tanh(z) for any backend's array."""
-    return TANH.fn(array_api_compat.array_namespace(z), z)
+    """tanh(z) for any backend's array, or a number (a ``float``)."""
+    return on_number_or_array(TANH, z)
 
 
 def ReLU(z: Any) -> Any:  # noqa: N802 - the book's name
-    """max(0, z) for any backend's array."""
-    return RELU.fn(array_api_compat.array_namespace(z), z)
+    """max(0, z) for any backend's array, or a number (a ``float``)."""
+    return on_number_or_array(RELU, z)
 
 
 def linear(z: Any) -> Any:
@@ -69,21 +80,24 @@ def linear(z: Any) -> Any:
     return z
 
 
-_BOOK_FUNCTIONS: dict[Callable[[Any], Any], Activation] = {sigmoid: SIGMOID, tanh: TANH, ReLU: RELU, linear: LINEAR}
+_BOOK_FUNCTIONS: dict[Callable[[Any], Any], tuple[Activation, Callable[[Any], Any] | None]] = {
+    sigmoid: (SIGMOID, None),
+    tanh: (TANH, None),
+    ReLU: (RELU, None),
+    linear: (LINEAR, None),
+}
 
 
-def resolve_activation(activation_fn: Any) -> Activation:
-    """The :class:`Activation` for the book's functions (``sigmoid``, ``tanh``, ``ReLU``, ``linear``),
-    an :class:`Activation`, or a name (``"ReLU"``, ``"relu"``, ...)."""
-    if isinstance(activation_fn, Activation):
-        return activation_fn
-    if callable(activation_fn) and activation_fn in _BOOK_FUNCTIONS:
-        return _BOOK_FUNCTIONS[activation_fn]
-    if isinstance(activation_fn, str):
-        return get_activation(activation_fn, "activation_fn")
-    raise ValueError(
-        f"activation_fn must be one of network3's sigmoid, tanh, ReLU, linear (or their names); got {activation_fn!r}"
-    )
+def resolve_activation(activation_fn: Any, activation_prime: Callable[[Any], Any] | None = None) -> AnyActivation:
+    """The activation for the book's functions (``sigmoid``, ``tanh``, ``ReLU``, ``linear``), an
+    :class:`Activation`, a name (``"ReLU"``, ``"relu"``, ...), or your own function of the weighted input.
+
+    Your own ``activation_fn`` (as the book's network3 takes it) needs its
+    derivative ``activation_prime``, a function of the weighted input too
+    (Theano differentiated it for the book; here gradients are written by
+    hand): a :class:`portable_nn.activations.UserActivation`.
+    """
+    return _resolve(activation_fn, activation_prime, "activation_fn", _BOOK_FUNCTIONS, "activation_prime")
 
 
 # -- layers ---------------------------------------------------------------------------------------
@@ -117,7 +131,7 @@ class Layer:
     kind: ClassVar[str] = ""
     n_in: int
     n_out: int
-    activation: Activation
+    activation: AnyActivation
     p_dropout: float = 0.0
 
     def __init__(self) -> None:
@@ -161,7 +175,7 @@ class Layer:
         """The layer as JSON-ready data (saved in model files)."""
         raise NotImplementedError
 
-    def init_parameters(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def init_parameters(self, rng: RandomSource) -> tuple[np.ndarray, np.ndarray]:
         """The book's initial ``(w, b)`` as float64 host arrays, drawn from ``rng`` (weights first)."""
         raise NotImplementedError  # pragma: no cover - overridden
 
@@ -183,8 +197,10 @@ class ConvPoolLayer(Layer):
     poolsize:
         ``(ph, pw)`` non-overlapping pooling windows (rows/columns that do not
         fill a window are dropped).
-    activation_fn:
-        ``sigmoid`` (default), ``tanh``, ``ReLU`` or ``linear``.
+    activation_fn, activation_prime:
+        ``sigmoid`` (default), ``tanh``, ``ReLU`` or ``linear``; or your own
+        function of the weighted input with ``activation_prime`` its derivative
+        (see :func:`resolve_activation`).
 
     ``w`` is ``(n_filters, in_channels, kh, kw)``, ``b`` ``(n_filters,)``; the
     output is ``n_filters·((h − kh + 1) // ph)·((w − kw + 1) // pw)`` values per sample.
@@ -198,12 +214,14 @@ class ConvPoolLayer(Layer):
         image_shape: Sequence[int],
         poolsize: Sequence[int] = (2, 2),
         activation_fn: Any = sigmoid,
+        *,
+        activation_prime: Callable[[Any], Any] | None = None,
     ) -> None:
         super().__init__()
         self.filter_shape = _positive_ints(filter_shape, "filter_shape", 4)
         self.image_shape = _positive_ints(image_shape, "image_shape", 4)
         self.poolsize = _positive_ints(poolsize, "poolsize", 2)
-        self.activation = resolve_activation(activation_fn)
+        self.activation = resolve_activation(activation_fn, activation_prime)
         f, c, kh, kw = self.filter_shape
         _, ci, h, wd = self.image_shape
         if c != ci:
@@ -219,7 +237,7 @@ class ConvPoolLayer(Layer):
         self.n_out = math.prod(self.out_shape)
 
     @property
-    def activation_fn(self) -> Activation:
+    def activation_fn(self) -> AnyActivation:
         return self.activation
 
     @property
@@ -235,7 +253,7 @@ class ConvPoolLayer(Layer):
             "activation_fn": self.activation.name,
         }
 
-    def init_parameters(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def init_parameters(self, rng: RandomSource) -> tuple[np.ndarray, np.ndarray]:
         """``w ~ N(0, 1/n_out)`` with ``n_out = n_filters·kh·kw / (ph·pw)``, ``b ~ N(0, 1)`` (the book's)."""
         n_out = self.filter_shape[0] * math.prod(self.filter_shape[2:]) / math.prod(self.poolsize)
         w = rng.normal(loc=0.0, scale=math.sqrt(1.0 / n_out), size=self.filter_shape)
@@ -248,18 +266,27 @@ class FullyConnectedLayer(Layer):
 
     In training each input is kept with probability ``1 − p_dropout`` (not
     rescaled); at evaluation ``x @ w`` is multiplied by ``1 − p_dropout``, as the book does.
+    ``activation_fn`` as for :class:`ConvPoolLayer` (your own function needs ``activation_prime``).
     """
 
     kind = "FullyConnectedLayer"
 
-    def __init__(self, n_in: int, n_out: int, activation_fn: Any = sigmoid, p_dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        activation_fn: Any = sigmoid,
+        p_dropout: float = 0.0,
+        *,
+        activation_prime: Callable[[Any], Any] | None = None,
+    ) -> None:
         super().__init__()
         self.n_in, self.n_out = _positive_ints((n_in, n_out), "(n_in, n_out)", 2)
-        self.activation = resolve_activation(activation_fn)
+        self.activation = resolve_activation(activation_fn, activation_prime)
         self.p_dropout = _dropout(p_dropout)
 
     @property
-    def activation_fn(self) -> Activation:
+    def activation_fn(self) -> AnyActivation:
         return self.activation
 
     @property
@@ -275,7 +302,7 @@ class FullyConnectedLayer(Layer):
             "p_dropout": self.p_dropout,
         }
 
-    def init_parameters(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def init_parameters(self, rng: RandomSource) -> tuple[np.ndarray, np.ndarray]:
         """``w ~ N(0, 1/n_out)`` ``(n_in, n_out)``, ``b ~ N(0, 1)`` ``(n_out,)`` (the book's)."""
         w = rng.normal(loc=0.0, scale=math.sqrt(1.0 / self.n_out), size=(self.n_in, self.n_out))
         b = rng.normal(loc=0.0, scale=1.0, size=(self.n_out,))
@@ -300,7 +327,7 @@ class SoftmaxLayer(Layer):
     def spec(self) -> dict[str, Any]:
         return {"type": self.kind, "n_in": self.n_in, "n_out": self.n_out, "p_dropout": self.p_dropout}
 
-    def init_parameters(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def init_parameters(self, rng: RandomSource) -> tuple[np.ndarray, np.ndarray]:
         """Zeros, as the book (nothing is drawn from ``rng``)."""
         return np.zeros((self.n_in, self.n_out)), np.zeros((self.n_out,))
 
@@ -341,14 +368,15 @@ def check_stack(layers: Sequence[Layer]) -> None:
 
 
 # -- the math ------------------------------------------------------------------------------------
-def _conv_pool(xp: Any, layer: ConvPoolLayer, w: Any, b: Any, a: Any) -> tuple[Any, Any, Any, Any]:
-    """``(out (m, n_out), patches, pool cache, activations (m, f, oh, ow))``."""
+def _conv_pool(xp: Any, layer: ConvPoolLayer, w: Any, b: Any, a: Any) -> tuple[Any, Any, Any, Any, Any]:
+    """``(out (m, n_out), patches, pool cache, activations (m, f, oh, ow), their weighted inputs)``."""
     m = a.shape[0]
     _, c, h, wd = layer.image_shape
     conv, patches = conv_forward_with_patches(xp.reshape(a, (m, c, h, wd)), w)
     pooled, cache = maxpool_forward(conv, *layer.poolsize)
-    act = layer.activation.fn(xp, pooled + xp.reshape(b, (1, layer.filter_shape[0], 1, 1)))
-    return xp.reshape(act, (m, layer.n_out)), patches, cache, act
+    z = pooled + xp.reshape(b, (1, layer.filter_shape[0], 1, 1))
+    act = layer.activation.fn(xp, z)
+    return xp.reshape(act, (m, layer.n_out)), patches, cache, act, z
 
 
 def forward_eval(xp: Any, layers: Sequence[Layer], weights: Sequence[Any], biases: Sequence[Any], x: Any) -> Any:
@@ -426,6 +454,8 @@ def make_step(
     n_layers = len(layers)
     shifts = xp.asarray(_SHIFTS, dtype=xp.uint8, device=device) if dropout else None
     dropping = [layer.p_dropout > 0.0 and dropout for layer in layers]
+    # a user's activation differentiates from z (kept); the package's from the outputs alone
+    keep_z = [layer.activation.needs_z for layer in layers]
 
     def step(state: State, inputs: Any, targets: Any, idx: Any, ones: Any, eta: Any) -> State:
         x = take(inputs, idx, axis=0)
@@ -445,15 +475,15 @@ def make_step(
         for i, layer in enumerate(layers):
             w, b = weights[i], biases[i]
             if isinstance(layer, ConvPoolLayer):
-                out, patches, pool_cache, act = _conv_pool(xp, layer, w, b, a)
-                caches.append((patches, pool_cache, act))
+                out, patches, pool_cache, act, z = _conv_pool(xp, layer, w, b, a)
+                caches.append((patches, pool_cache, act, z if keep_z[i] else None))
                 a = out
                 continue
             mask = unpack_mask(xp, take(next(masks), idx, axis=0), layer.n_in, x.dtype, shifts) if dropping[i] else None
             xin = a if mask is None else a * mask
             z = xin @ w + b
             a = softmax(xp, z, axis=1) if i == n_layers - 1 else layer.activation.fn(xp, z)
-            caches.append((xin, mask, a))
+            caches.append((xin, mask, a, z if keep_z[i] else None))
         # backward: delta is dC/dz of the output (a − y), scaled by eta/m once
         delta = (a - y) * (eta / m)
         grads_w: list[Any] = [None] * n_layers
@@ -461,17 +491,17 @@ def make_step(
         for i in range(n_layers - 1, -1, -1):
             layer, w = layers[i], weights[i]
             if isinstance(layer, ConvPoolLayer):
-                patches, pool_cache, act = caches[i]
+                patches, pool_cache, act, z = caches[i]
                 f, oh, ow = layer.out_shape
-                dz = xp.reshape(delta, (m, f, oh, ow)) * layer.activation.prime_from_output(xp, act)
+                dz = xp.reshape(delta, (m, f, oh, ow)) * layer.activation.derivative(xp, z, act)
                 grads_b[i] = xp.sum(dz, axis=(0, 2, 3))
                 grads_w[i], _, grad_x = conv_backward(maxpool_backward(dz, pool_cache), patches, w, need_grad_x=i > 0)
                 if i > 0:
                     delta = xp.reshape(grad_x, (m, layer.n_in))
                 continue
-            xin, mask, act = caches[i]
+            xin, mask, act, z = caches[i]
             if i < n_layers - 1:
-                delta = delta * layer.activation.prime_from_output(xp, act)
+                delta = delta * layer.activation.derivative(xp, z, act)
             grads_w[i] = xp.matrix_transpose(xin) @ delta
             grads_b[i] = xp.sum(delta, axis=0)
             if i > 0:

@@ -63,7 +63,7 @@ class DenseNetwork:
         self.num_layers = len(self.sizes)
         self.dtype = check_dtype(dtype)
         self._rng = initializers.make_rng(seed)
-        self.backend: Backend = resolve_backend(xp, device)
+        self.backend: Backend = resolve_backend(xp, device, self.dtype)
         self.xp = self.backend.xp
         self.spec = spec
         self._ones_cache: dict[int, Any] = {}
@@ -218,7 +218,7 @@ class DenseNetwork:
     ) -> None:
         """One SGD step on all of ``data`` (the book's ``update_mini_batch``)."""
         step, _ = self._compiled_step(lmbda=lmbda, n=n, mu=0.0, regularization=regularization, divisor=data.divisor)
-        idx = self.xp.arange(data.n, dtype=self.xp.int64, device=self.backend.device)
+        idx = self.xp.arange(data.n, dtype=self.backend.index_dtype, device=self.backend.device)
         self._set_state(step(self._get_state(False), data.inputs, data.targets, idx, self._ones(data.n), eta))
 
     # -- evaluation -----------------------------------------------------------------
@@ -243,7 +243,7 @@ class DenseNetwork:
         """
         xp = self.xp
         eps = float(xp.finfo(self.backend.dtype(self.dtype)).eps)
-        counts = xp.zeros((2,), dtype=xp.int64, device=self.backend.device)
+        counts = xp.zeros((2,), dtype=self.backend.index_dtype, device=self.backend.device)
         for x, labels in self._chunks(data):
             a = forward(xp, self.spec, self.weights, self.biases, x)[0]
             if labels.ndim == 2:

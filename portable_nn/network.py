@@ -34,7 +34,8 @@ class Network(DenseNetwork):
         ``"float64"`` (the book's) or ``"float32"``.
     seed:
         Seed for NumPy's ``default_rng``; it fixes the initial weights and the
-        per-epoch shuffles identically on every backend.
+        per-epoch shuffles identically on every backend.  ``None``: NumPy's
+        global state, as the book (``np.random.seed(k)`` first makes a run repeat).
     device:
         Backend device for all arrays; ``None`` is the library's default.
 

@@ -9,7 +9,11 @@ lines, and keyword-only extras: the backend (``xp``, ``dtype``, ``seed``,
 ``device``) and the chapter's other techniques:
 
 * ``LogLikelihoodCost`` gives the network a softmax output layer;
-* ``activation="tanh"`` or ``"relu"`` for the hidden neurons;
+* ``activation="tanh"`` or ``"relu"`` for the hidden neurons, or your own
+  function with its derivative (``activation=f, activation_prime=f_prime``);
+* your own cost (a class or object with the book's ``fn(a, y)`` and
+  ``delta(z, a, y)``), or a subclass of ours overriding them: used as written
+  (see :mod:`portable_nn.costs`);
 * ``SGD(..., mu=0.9)``: momentum SGD; ``regularization="l1"``: L1 instead of L2;
 * ``SGD(..., schedule_n=10)``: halve ``eta`` after 10 epochs without a new best
   evaluation accuracy, stop once it has fallen to ``eta/128``;
@@ -24,11 +28,10 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-import array_api_compat
 import numpy as np
 
 from . import initializers
-from .activations import SIGMOID, get_activation
+from .activations import SIGMOID, Activation, on_number_or_array, resolve_activation
 from .costs import CrossEntropyCost, LogLikelihoodCost, QuadraticCost, get_cost
 from .dense import REGULARIZATIONS, DenseSpec
 from .model import DenseNetwork
@@ -56,12 +59,33 @@ class Network(DenseNetwork):
         Neurons per layer, e.g. ``[784, 30, 10]``.
     cost:
         ``CrossEntropyCost`` (default, sigmoid outputs), ``QuadraticCost``, or
-        ``LogLikelihoodCost`` (softmax outputs); the class or its name.
+        ``LogLikelihoodCost`` (softmax outputs): the class, an instance
+        (``CrossEntropyCost()``, as the book's scripts pass it) or its name;
+        or your own cost class or object with the book's ``fn(a, y)`` and
+        ``delta(z, a, y)`` (``(n_out, m)`` column arrays of the network's
+        backend; ``fn`` sums over the columns), or a subclass of ours
+        overriding them: training calls your ``delta``, ``total_cost`` your
+        ``fn``.  ``net.cost`` is what you passed.
     xp, dtype, seed, device:
-        Backend, ``"float64"``/``"float32"``, NumPy seed (initial weights and
-        shuffles, the same on every backend), backend device.
-    activation:
-        Hidden neurons: ``"sigmoid"`` (the book's), ``"tanh"`` or ``"relu"``.
+        Backend, ``"float64"``/``"float32"``, seed, backend device.  Every
+        random number is a host NumPy draw moved to the device, so the same
+        seed gives the same network and the same run on every backend.
+        ``seed=None`` (the book's way): the initial weights
+        (``numpy.random.standard_normal``, biases then weights, layer by
+        layer: the book's ``np.random.randn`` values) and each epoch's
+        shuffle (``numpy.random.permutation``) come from NumPy's global
+        state, so a script that calls ``np.random.seed(k)`` first repeats
+        exactly.  ``seed=k``: a generator of its own,
+        ``numpy.random.default_rng(k)``, which the global state does not touch.
+    activation, activation_prime:
+        Hidden neurons: ``"sigmoid"`` (the book's), ``"tanh"`` or ``"relu"``;
+        or your own function of the weighted input ``z`` (any shape, an array
+        of the network's backend and dtype) with ``activation_prime`` its
+        derivative, a function of ``z`` too.  Write them with
+        ``xp = array_api_compat.array_namespace(z)``; a failure (or a result of
+        another library, shape or dtype) raises
+        :class:`portable_nn.activations.UserFunctionError` naming the function
+        and the backend.
 
     Weights start from :meth:`default_weight_initializer` (N(0, 1/n_in)
     weights, N(0, 1) biases) as in the book.
@@ -76,24 +100,38 @@ class Network(DenseNetwork):
         dtype: str = "float64",
         seed: int | None = None,
         device: Any = None,
-        activation: str = "sigmoid",
+        activation: Any = "sigmoid",
+        activation_prime: Callable[[Any], Any] | None = None,
     ) -> None:
-        self._setup(sizes, xp, dtype, seed, device, self._spec(cost=cost, activation=activation))
-        self._configure(cost=cost, activation=activation)
+        options = {"cost": cost, "activation": activation, "activation_prime": activation_prime}
+        self._setup(sizes, xp, dtype, seed, device, self._spec(**options))
+        self._configure(**options)
         self.default_weight_initializer()
 
     @classmethod
-    def _spec(cls, cost: Any = CrossEntropyCost, activation: str = "sigmoid", **_: Any) -> DenseSpec:
-        cost_class = get_cost(cost)
-        output = "softmax" if cost_class.output == "softmax" else SIGMOID
-        return DenseSpec(hidden=get_activation(activation), output=output, cost=cost_class)
+    def _spec(
+        cls,
+        cost: Any = CrossEntropyCost,
+        activation: Any = "sigmoid",
+        activation_prime: Callable[[Any], Any] | None = None,
+        **_: Any,
+    ) -> DenseSpec:
+        resolved = get_cost(cost)
+        output = "softmax" if resolved.output == "softmax" else SIGMOID
+        hidden = resolve_activation(activation, activation_prime, "activation", _BOOK_FUNCTIONS, "activation_prime")
+        return DenseSpec(hidden=hidden, output=output, cost=resolved)
 
-    def _configure(self, **options: Any) -> None:
-        self.cost = self.spec.cost
+    def _configure(self, cost: Any = CrossEntropyCost, **options: Any) -> None:
+        #: The cost as passed (the book's ``self.cost``): a class or an instance; names become the class.
+        self.cost = self.spec.cost if isinstance(cost, str) else cost
 
     # -- initialisation (the book's two) ----------------------------------------
     def default_weight_initializer(self) -> None:
-        """Weights from N(0, 1/n_in), biases from N(0, 1), drawn from the network's generator."""
+        """Weights from N(0, 1/n_in), biases from N(0, 1), drawn from the network's generator.
+
+        With ``seed=None`` that is NumPy's global state: after ``np.random.seed(k)``
+        these are the book's ``np.random.randn`` draws, in the book's order.
+        """
         self._set_host_parameters(*initializers.scaled_gaussian_layers(self.sizes, self._rng))
 
     def large_weight_initializer(self) -> None:
@@ -259,11 +297,16 @@ def vectorized_result(j: int) -> np.ndarray:
 
 
 def sigmoid(z: Any) -> Any:
-    """The sigmoid function, for any backend's array."""
-    return SIGMOID.fn(array_api_compat.array_namespace(z), z)
+    """The sigmoid function, for any backend's array (same backend, shape and dtype) or a number (a ``float``)."""
+    return on_number_or_array(SIGMOID, z)
 
 
 def sigmoid_prime(z: Any) -> Any:
-    """``σ'(z) = σ(z)(1 − σ(z))``, for any backend's array."""
-    xp = array_api_compat.array_namespace(z)
-    return SIGMOID.prime_from_output(xp, SIGMOID.fn(xp, z))
+    """``σ'(z) = σ(z)(1 − σ(z))``, for any backend's array or a number (a ``float``)."""
+    return on_number_or_array(SIGMOID, z, prime=True)
+
+
+#: The module's own functions, as ``activation=`` takes them (with no or the matching ``activation_prime``).
+_BOOK_FUNCTIONS: dict[Callable[[Any], Any], tuple[Activation, Callable[[Any], Any] | None]] = {
+    sigmoid: (SIGMOID, sigmoid_prime)
+}

@@ -28,7 +28,8 @@ What differs from the book (all documented in ``docs/chapter6.md``):
 * The training data is reshuffled every epoch from the network's NumPy
   generator (the book walks the mini-batches in a fixed order); a last,
   smaller mini-batch is trained on too.
-* Dropout masks come from the network's NumPy generator: at the start of each
+* Dropout masks come from the network's NumPy source (the global state with
+  ``seed=None``, else its ``default_rng(seed)``): at the start of each
   epoch one Bernoulli(1 − p) bit per sample and input unit of every dropout
   layer is drawn on the host, packed 8 per byte (``numpy.packbits``) and moved
   to the device once; the step takes each mini-batch's rows and unpacks them
@@ -62,7 +63,7 @@ import numpy as np
 
 from . import dataforms, initializers
 from .atomic import atomic_write
-from .backends import Backend, resolve_backend, to_numpy
+from .backends import Backend, _host_view, resolve_backend, to_numpy
 from .compiled import compile_function, epoch_function
 from .dense import State
 from .layers import (
@@ -149,8 +150,13 @@ class Network:
     mini_batch_size:
         The book's argument (kept, and used by ``SGD`` when none is given).
     xp, dtype, seed, device:
-        Backend, ``"float32"`` (default) or ``"float64"``, NumPy seed (initial
-        weights, shuffles, dropout masks: the same on every backend), device.
+        Backend, ``"float32"`` (default) or ``"float64"``, seed, device.  The
+        initial weights, shuffles and dropout masks are host NumPy draws (the
+        same on every backend): with ``seed=None`` from NumPy's global state
+        (``np.random.seed(k)`` makes a script repeat; the weights are the
+        book's ``np.random.normal`` values), with ``seed=k`` from the
+        network's own ``numpy.random.default_rng(k)``.  See
+        :mod:`portable_nn.initializers`.
     """
 
     def __init__(
@@ -187,7 +193,7 @@ class Network:
         self.mini_batch_size = check_int(mini_batch_size, "mini_batch_size", 1)
         self.dtype = check_dtype(dtype)
         self._rng = initializers.make_rng(seed)
-        self.backend: Backend = resolve_backend(xp, device)
+        self.backend: Backend = resolve_backend(xp, device, self.dtype)
         self.xp = self.backend.xp
         self.layers = layers
         for layer in layers:
@@ -302,16 +308,25 @@ class Network:
         return tuple(layer.w for layer in self.layers), tuple(layer.b for layer in self.layers)
 
     def _count_correct(self, data: dataforms.DeviceData) -> int:
-        """Samples whose most probable digit is the label (one host copy)."""
+        """Samples whose most probable digit is the label (one host copy).
+
+        Also records in ``output_saturation`` the fraction of softmax outputs
+        at 1 (within ``eps``) or below the smallest normal number (a logit gap
+        over ~87 in float32): only a diverged network has nearly all there.
+        """
         xp = self.xp
         weights, biases = self._params()
-        count = xp.zeros((), dtype=xp.int64, device=self.backend.device)
+        info = xp.finfo(self.backend.dtype(self.dtype))
+        counts = xp.zeros((2,), dtype=self.backend.index_dtype, device=self.backend.device)
         for x, labels in self._input_chunks(data):
             if labels.ndim == 2:
                 labels = xp.argmax(labels, axis=1)
             a = self._eval(weights, biases, x)
-            count = count + xp.astype(xp.count_nonzero(xp.argmax(a, axis=1) == labels), xp.int64)
-        return int(to_numpy(count))
+            saturated = xp.count_nonzero(xp.logical_or(a < info.smallest_normal, a >= 1.0 - info.eps))
+            counts = counts + xp.stack([xp.count_nonzero(xp.argmax(a, axis=1) == labels), saturated])
+        correct, saturated = (int(c) for c in _host_view(counts))
+        self.output_saturation = saturated / max(1, data.n * self.n_out)
+        return correct
 
     def feedforward(self, inputs: Any) -> Any:
         """Output activations ``(n, n_out)`` (softmax probabilities) for stacked inputs ``(n, n_in)``.
@@ -489,7 +504,7 @@ class Network:
         arrays: dict[str, np.ndarray] = {}
         for i, layer in enumerate(self.layers):
             for name, value in (("w", layer.w), ("b", layer.b)):
-                host = to_numpy(value)
+                host = _host_view(value)  # read only: no copy
                 if not np.all(np.isfinite(host)):
                     raise ValueError(f"not saving {path}: layer {i} {name} holds NaN or infinite values")
                 arrays[f"layer{i}_{name}"] = host

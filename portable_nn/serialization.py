@@ -46,7 +46,7 @@ import numpy as np
 
 from . import limits
 from .atomic import atomic_write
-from .backends import to_numpy
+from .backends import _host_view
 from .costs import COSTS, QuadraticCost
 from .validation import check_layer_arrays, check_sizes
 
@@ -141,8 +141,10 @@ def save(net: DenseNetwork, path: str | os.PathLike[str]) -> Path:
     problem = json_problem(net) if fmt == ".json" else None
     if problem is not None:
         raise ValueError(f"not saving {path}: {problem}")
-    weights = [to_numpy(w) for w in net.weights]
-    biases = [to_numpy(b) for b in net.biases]
+    if len(net.sizes) > _MAX_LAYERS:
+        raise ValueError(f"not saving {path}: {len(net.sizes)} layer sizes; a model file holds at most {_MAX_LAYERS}")
+    weights = [_host_view(w) for w in net.weights]  # read only: no copy
+    biases = [_host_view(b) for b in net.biases]
     for i, (w, b) in enumerate(zip(weights, biases)):
         if not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):
             raise ValueError(
@@ -178,8 +180,8 @@ def _check_size(path: Path) -> None:
         raise ModelFileError(f"{path}: the file is empty")
 
 
-#: Longest ``sizes`` array a model file may have (layers); more is never a network anyone trains.
-_MAX_LAYERS = 1000
+#: Longest ``sizes`` array a model file may have (layers); the same limit for ``train``, saving and loading.
+_MAX_LAYERS = limits.MAX_LAYERS
 #: Largest ``meta`` member (a short JSON string) in bytes.
 _MAX_META_BYTES = 1 << 16
 #: Deflate's largest expansion (1032:1): the most a compressed member of n bytes can hold.

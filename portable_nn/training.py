@@ -5,7 +5,10 @@ Per epoch, :func:`sgd` draws the order on the host from the network's NumPy
 generator (so a seed gives the same order on every backend), moves it to the
 device once, and runs the compiled step over consecutive slices of it: each
 mini-batch's rows are taken from the resident data by index, so no
-epoch-wide copy of the data set is ever made.  At the end of an epoch one
+epoch-wide copy of the data set is ever made.  Where the backend compiles
+(JAX), the full mini-batches run as ~50 compiled chunks per epoch
+(:mod:`portable_nn.compiled`), so progress (``on_batch``) and Ctrl-C are
+seen between chunks.  At the end of an epoch one
 tiny host copy synchronises the device (honest timing) and checks the weights
 are finite; then the facade's ``report`` evaluates and prints, and the stop
 rules (early stopping, the learning-rate schedule) decide what happens next.
@@ -24,8 +27,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
+
 from . import initializers
-from .backends import Backend, to_numpy
+from .backends import Backend, _host_view
+from .compiled import chunk_size, wait
 from .dataforms import DeviceData
 from .dense import State
 
@@ -119,27 +125,62 @@ class _Runner:
     ) -> None:
         self.net, self.train, self.batch = net, train, batch
         self.step, self.epoch = compiled
+        self._pace: float | None = None  # seconds per compiled mini-batch, once measured
+        self._last_done: float | None = None
 
     def run(self, state: State, order: Any, eta: float, on_batch: Callable[[int], None] | None) -> State:
+        """One epoch over ``order`` (``(n,)`` indices on the device) from ``state``; returns the new state.
+
+        Eager backends: one step per mini-batch, ``on_batch`` after each.
+        Compiled backends: the full mini-batches in :func:`~portable_nn.compiled.chunk_size` chunks,
+        one compiled call each, ``on_batch`` once a chunk has finished (one chunk stays queued
+        behind it, so the device never waits for Python); then the last, shorter mini-batch.
+        """
         n, m, data = self.train.n, self.batch, self.train
         full = n - n % m
         if self.epoch is not None and full:
-            xp = self.net.backend.xp
-            rows = xp.reshape(order[:full], (full // m, m))
-            state = self.epoch(state, data.inputs, data.targets, rows, self.net._ones(m), eta)
-            if on_batch is not None:
-                on_batch(full)
-            if full < n:
-                state = self.step(state, data.inputs, data.targets, order[full:n], self.net._ones(n - full), eta)
-                if on_batch is not None:
-                    on_batch(n - full)
-            return state
-        for k in range(0, n, m):
+            rows = self.net.backend.xp.reshape(order if full == n else order[:full], (full // m, m))
+            state = self._chunks(state, rows, eta, on_batch)
+            start = full
+        else:
+            start = 0
+        for k in range(start, n, m):
             stop = min(k + m, n)  # out-of-bounds slice stops are not standard
             state = self.step(state, data.inputs, data.targets, order[k:stop], self.net._ones(stop - k), eta)
             if on_batch is not None:
                 on_batch(stop - k)
         return state
+
+    def _chunks(self, state: State, rows: Any, eta: float, on_batch: Callable[[int], None] | None) -> State:
+        """The compiled chunks over ``rows`` (``(n_batches, m)``), reporting each once it is computed.
+
+        Chunk sizes follow the pace measured so far (:func:`~portable_nn.compiled.chunk_size`);
+        they change only how often Python looks in, never the result.
+        """
+        n_batches, m = rows.shape
+        data, ones = self.train, self.net._ones(m)
+        queued: tuple[State, int] | None = None
+        self._last_done = None
+        start = 0
+        while start < n_batches:
+            stop = min(start + chunk_size(n_batches, self._pace), n_batches)
+            state = self.epoch(state, data.inputs, data.targets, rows, start, stop, ones, eta)
+            if queued is not None:
+                self._finished(*queued, m, on_batch)  # KeyboardInterrupt lands here, between chunks
+            queued, start = (state, stop - start), stop
+        if queued is not None:
+            self._finished(*queued, m, on_batch)
+        return state
+
+    def _finished(self, state: State, batches: int, m: int, on_batch: Callable[[int], None] | None) -> None:
+        """Wait for the chunk that produced ``state``, note the pace, report its ``batches * m`` examples."""
+        wait(self.net.backend, state)
+        now = time.perf_counter()
+        if self._last_done is not None:  # the device went from the previous chunk straight to this one
+            self._pace = (now - self._last_done) / batches
+        self._last_done = now
+        if on_batch is not None:
+            on_batch(batches * m)
 
 
 def _all_finite(xp: Any, state: State) -> bool:
@@ -148,7 +189,41 @@ def _all_finite(xp: Any, state: State) -> bool:
     total = flags[0]
     for flag in flags[1:]:
         total = xp.logical_and(total, flag)
-    return bool(to_numpy(total))
+    return bool(_host_view(total))
+
+
+class _FloatingPointErrors:
+    """NumPy's floating-point errors (overflow, invalid value, divide by zero) recorded, not printed.
+
+    ``with errors:`` routes them to this object for the block (``np.errstate``:
+    this thread only, restored on exit; underflow stays ignored).  Raw NumPy
+    warnings would name a line inside the package; :func:`sgd` turns the first
+    one into its own divergence warning instead.  Only NumPy-backed namespaces
+    (NumPy, array-api-strict) report such errors.
+    """
+
+    def __init__(self) -> None:
+        self.first: str | None = None
+        self._state: Any = None
+
+    def __call__(self, kind: str, flag: int) -> None:
+        if self.first is None:
+            self.first = kind
+
+    def __enter__(self) -> None:
+        self._state = np.errstate(over="call", invalid="call", divide="call", under="ignore", call=self)
+        self._state.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self._state.__exit__(*exc)
+
+
+def _diverged(epoch: int, eta: float, reason: str) -> bool:
+    """Warn (``RuntimeWarning``, at the caller of ``SGD``) that training diverged; returns True."""
+    warnings.warn(
+        f"training diverged in epoch {epoch}: {reason}; lower eta (now {eta:g})", RuntimeWarning, stacklevel=4
+    )
+    return True
 
 
 def sgd(
@@ -171,9 +246,13 @@ def sgd(
 
     ``report(epoch, seconds, eta)`` is called after each epoch, once the
     network holds that epoch's parameters; it evaluates, prints and returns
-    the :class:`EpochResult`.  ``on_batch(m)`` is called after each mini-batch
-    is queued (once per epoch for a compiled epoch; it must not read device
-    arrays); ``on_epoch(result)`` after each epoch.  ``before_epoch(j)``, if
+    the :class:`EpochResult`.  ``on_batch(m)`` is called with the number of
+    examples done: after each mini-batch on eager backends (once it is queued;
+    it must not read device arrays), after each compiled chunk of mini-batches
+    once it is computed on JAX (~2% of an epoch); ``on_epoch(result)`` after
+    each epoch.  A ``KeyboardInterrupt`` (or any exception) raised in
+    ``on_batch`` or between mini-batches or chunks leaves the network as after
+    the last completed epoch.  ``before_epoch(j)``, if
     given, runs at the start of epoch ``j`` (its time counts in the epoch's
     ``seconds``, before the order is drawn) and may return the training data
     to use from then on (same ``n``; e.g. ``network3`` attaching the epoch's
@@ -181,7 +260,9 @@ def sgd(
 
     Warns once (``RuntimeWarning``, naming ``eta``) if training diverges: the
     weights become non-finite, or (when the facade evaluates) at least 99% of
-    the output activations are saturated at exactly 0 or 1.
+    the output activations are saturated at 0 or 1, or the NumPy arithmetic of
+    training or evaluation overflowed or produced an invalid value (those
+    NumPy warnings themselves are not shown).
     """
     compiled = net._compiled_step(lmbda=lmbda, n=train.n, mu=mu, regularization=regularization, divisor=train.divisor)
     runner = _Runner(net, train, mini_batch_size, compiled)
@@ -195,28 +276,22 @@ def sgd(
             fresh = before_epoch(j)
             if fresh is not None:
                 runner.train = fresh
-        order = backend.asarray(initializers.permutation(net._rng, train.n))
-        state = runner.run(net._get_state(mu != 0.0), order, eta, on_batch)
+        order = backend.asarray(initializers.permutation(net._rng, train.n), dtype=backend.index_dtype)
+        errors = _FloatingPointErrors()
+        with errors:
+            state = runner.run(net._get_state(mu != 0.0), order, eta, on_batch)
         finite = _all_finite(backend.xp, state)
         seconds = time.perf_counter() - start
         net._set_state(state)
         if not finite and not warned:
-            warnings.warn(
-                f"training diverged in epoch {j}: the weights are no longer finite; lower eta (now {eta:g})",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            warned = True
-        result = report(j, seconds, eta)
+            warned = _diverged(j, eta, "the weights are no longer finite")
+        with errors:
+            result = report(j, seconds, eta)
         saturation = getattr(net, "output_saturation", 0.0) if result.correct is not None else 0.0
-        if finite and saturation >= SATURATED and not warned:
-            warnings.warn(
-                f"training diverged in epoch {j}: {100 * saturation:.1f}% of the output activations are saturated "
-                f"at 0 or 1; lower eta (now {eta:g})",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            warned = True
+        if saturation >= SATURATED and not warned:
+            warned = _diverged(j, eta, f"{100 * saturation:.1f}% of the output activations are saturated at 0 or 1")
+        if errors.first is not None and not warned:
+            warned = _diverged(j, eta, f"the arithmetic hit a floating-point {errors.first}")
         history.append(result)
         if on_epoch is not None:
             on_epoch(result)

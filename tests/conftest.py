@@ -1,6 +1,7 @@
 """Backend fixtures and a per-backend summary of the run.
 
-``PORTABLE_NN_BACKENDS=numpy,torch`` restricts the backends;
+``PORTABLE_NN_BACKENDS=numpy,torch`` restricts the backends (an entry may
+name a device: ``torch:cuda``, ``jax:gpu``, ``cupy:1``);
 ``PORTABLE_NN_REQUIRE_BACKENDS=1`` turns an unavailable backend into a test
 failure instead of a skip (the nox GPU session sets it, so a broken CuPy
 cannot pass as "skipped").  ``PORTABLE_NN_MNIST_DIR`` points the real-data
@@ -14,7 +15,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
-from helpers import device_for, make_backend, requested_backends
+from helpers import device_for, make_backend, requested_backends, x64_scope
+
+from portable_nn import BackendUnavailableError
 
 _COUNTS: dict[str, Counter] = defaultdict(Counter)
 _BACKEND_OF: dict[str, str] = {}
@@ -24,6 +27,14 @@ _BACKEND_OF: dict[str, str] = {}
 def backend(request):
     """A resolved :class:`portable_nn.Backend` for every requested backend."""
     return make_backend(request.param)
+
+
+@pytest.fixture(autouse=True)
+def _jax_x64_unless_float32(request):
+    """JAX test cases run in 64-bit mode unless parametrised with ``dtype="float32"`` (see ``x64_scope``)."""
+    params = getattr(getattr(request.node, "callspec", None), "params", {})
+    with x64_scope(params.get("backend", params.get("backend_name")), params.get("dtype")):
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +70,10 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.section("tests per backend")
     for name in requested_backends():
         counts = _COUNTS.get(name, Counter())
-        device = device_for(name)
+        try:
+            device = device_for(name)
+        except BackendUnavailableError:
+            device = None
         where = f" on {device}" if device is not None else ""
         terminalreporter.write_line(
             f"{name}{where}: {counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped"

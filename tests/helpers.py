@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -29,15 +30,48 @@ PARITY_TOL = {"float64": 1e5 * np.finfo(np.float64).eps, "float32": 1e3 * np.fin
 
 
 def requested_backends() -> tuple[str, ...]:
-    """Backends named in ``PORTABLE_NN_BACKENDS`` (comma separated), default all."""
+    """Backends named in ``PORTABLE_NN_BACKENDS`` (comma separated), default all.
+
+    An entry is a backend name, optionally with a device: ``torch:cuda``,
+    ``jax:gpu``, ``cupy:1``, ``torch:cpu`` (see :func:`device_for`).
+    """
     raw = os.environ.get("PORTABLE_NN_BACKENDS", "").strip()
     if not raw:
         return ALL_BACKENDS
     names = tuple(n.strip() for n in raw.split(",") if n.strip())
-    unknown = sorted(set(names) - set(ALL_BACKENDS))
+    unknown = sorted({n for n in names if split_entry(n)[0] not in ALL_BACKENDS})
     if unknown:
         raise pytest.UsageError(f"PORTABLE_NN_BACKENDS: unknown backend(s) {unknown}; known: {ALL_BACKENDS}")
     return names
+
+
+def split_entry(entry: str) -> tuple[str, str | None]:
+    """``"torch:cuda"`` -> ``("torch", "cuda")``; ``"numpy"`` -> ``("numpy", None)``."""
+    name, sep, device = entry.partition(":")
+    return name, (device if sep else None)
+
+
+def _named_device(name: str, device: str) -> Any:
+    """The library's device object for ``device`` (``torch:cuda``, ``jax:gpu``, ``cupy:0``, ...).
+
+    Raises :class:`BackendUnavailableError` when the library is missing or has no such device.
+    """
+    try:
+        if name == "torch":
+            torch = importlib.import_module("torch")
+            return torch.empty(0, device=device).device  # "cuda" -> cuda:0; raises without CUDA
+        if name == "jax":
+            return importlib.import_module("jax").devices(device)[0]  # "gpu", "cpu"
+        if name == "cupy":
+            cupy = importlib.import_module("cupy")
+            return cupy.cuda.Device(int(device))
+        if name == "array_api_strict":
+            return importlib.import_module("array_api_strict").Device(device)
+    except (ImportError, RuntimeError, AssertionError, ValueError) as exc:
+        raise BackendUnavailableError(f"{name}:{device}: no such device here ({type(exc).__name__}: {exc})") from exc
+    if name == "numpy" and device == "cpu":
+        return "cpu"
+    raise BackendUnavailableError(f"{name}:{device}: devices are not supported for {name}")
 
 
 def backends_required() -> bool:
@@ -46,7 +80,14 @@ def backends_required() -> bool:
 
 
 def device_for(name: str) -> Any:
-    """The device tests place ``name``'s arrays on (``None``: the library default)."""
+    """The device tests place ``name``'s arrays on (``None``: the library default).
+
+    ``name`` may carry a device (``torch:cuda``); a device the machine lacks
+    raises :class:`BackendUnavailableError`.
+    """
+    name, device = split_entry(name)
+    if device is not None:
+        return _named_device(name, device)
     if name == "array_api_strict" and importlib.util.find_spec("array_api_strict") is not None:
         # A non-default device: any array created without device=... lands on
         # CPU_DEVICE and mixing the two raises, so a misplaced array is caught.
@@ -55,13 +96,26 @@ def device_for(name: str) -> Any:
 
 
 def make_backend(name: str) -> Backend:
-    """Resolve a backend for a test, or skip (fail when backends are required)."""
+    """Resolve a backend (``name`` or ``name:device``) for a test, or skip (fail when backends are required)."""
     try:
-        return resolve_backend(name, device_for(name))
+        return resolve_backend(split_entry(name)[0], device_for(name))
     except BackendUnavailableError as exc:
         if backends_required():
             pytest.fail(f"backend {name!r} was required but is unavailable: {exc}", pytrace=False)
         pytest.skip(f"backend {name!r} unavailable: {exc}")
+
+
+def x64_scope(name: Any, dtype: Any = None) -> contextlib.AbstractContextManager[None]:
+    """JAX's 64-bit mode for a test on backend ``name`` in ``dtype``: on unless ``dtype`` is float32.
+
+    The package never turns 64-bit mode on (a float64 JAX network needs the
+    user's opt-in), so float64 JAX cases run inside ``jax.enable_x64(True)``
+    (this thread, restored after) and float32 ones with it as the process has
+    it (off): the path a float32 user takes.  Other backends: no-op.
+    """
+    if name != "jax" or str(dtype) == "float32" or importlib.util.find_spec("jax") is None:
+        return contextlib.nullcontext()
+    return importlib.import_module("jax").enable_x64(True)
 
 
 def backend_dtype_grid(dtypes: tuple[str, ...] = ("float64", "float32")) -> Iterator[tuple[str, str]]:
@@ -250,3 +304,28 @@ def read_in_tmp(reader: Callable[[Path], Any], name: str, content: bytes) -> tup
             tracemalloc.stop()
         assert os.listdir(directory) == [name], "the reader left files behind"
         return result, error, peak
+
+
+def sweep_record(state: str = "complete", epochs: int = 2, **params: Any) -> dict[str, Any]:
+    """A valid line of a sweep's ``trials.jsonl`` for the setting ``params`` (``eta=0.5``), as the driver writes it."""
+    from portable_nn.sweep import config_key, trial_config
+
+    config = trial_config({"epochs": epochs, **params}, seed=0, train_size=500, validation_size=200, data="0" * 64)
+    history = [
+        {"epoch": e, "correct": 100 + e, "n": 200, "accuracy": (100 + e) / 200, "seconds": 0.1} for e in range(epochs)
+    ]
+    last = history[-1]["accuracy"]
+    return {
+        "config": config,
+        "params": dict(params),
+        "key": config_key(config),
+        "state": state,
+        "history": history,
+        "best_accuracy": last,
+        "best_epoch": epochs - 1,
+        "final_accuracy": last,
+        "seconds": 0.2,
+        "worker": "tcp://127.0.0.1:1",
+        "number": 0,
+        "attempts": 1,
+    }

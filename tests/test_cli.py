@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -14,6 +13,7 @@ import pytest
 
 from portable_nn import load, to_numpy
 from portable_nn.cli import main
+from portable_nn.history import read_history
 from portable_nn.mnist import load_mnist
 
 EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+): (\d+) / (\d+) \((\d+\.\d\d)%\) (\d+\.\d\d) s numpy \(cpu\)$")
@@ -57,7 +57,7 @@ def test_train_prints_plain_epoch_lines_and_summary(trained):
 
 def test_saved_history_and_plot(trained):
     lines, out = trained
-    rows = json.loads((out / "history.json").read_text())
+    rows = read_history(out / "history.json")
     assert [r["epoch"] for r in rows] == [1, 2]
     last = EPOCH_LINE.match(lines[2])
     assert rows[-1]["correct"] == int(last.group(3)) and rows[-1]["n_test"] == 10000
@@ -87,7 +87,7 @@ def test_predict_classifies_png_files(trained, mnist_dir, tmp_path, capsys):
         path = tmp_path / f"digit{i}.png"
         image_module.fromarray(255 - pixels if i == 1 else pixels).save(path)  # one dark-on-light
         paths.append(str(path))
-    assert main(["predict", "--model", str(out / "model.npz"), *paths]) == 0
+    assert main(["predict", "--raw", "--model", str(out / "model.npz"), *paths]) == 0
     predicted = [int(line.split(": ")[1].split()[0]) for line in capsys.readouterr().out.splitlines()]
     net = load(out / "model.npz")
     expected = np.argmax(to_numpy(net.feedforward(np.round(test_x[:3] * 255).T / 255.0)), axis=0)
@@ -161,7 +161,8 @@ def test_ctrl_c_stops_cleanly_and_saves(mnist_dir, tmp_path):
     assert "saved model to" in out
     assert load(model).sizes == [784, 30, 10]
     rows = history.read_text().splitlines()
-    assert rows[0].startswith("epoch,seconds,correct,n_test,accuracy,") and len(rows) >= 2
+    assert rows[0].startswith("# settings: {") and '"stopped": "interrupted (SIGINT)"' in rows[0]
+    assert rows[1].startswith("epoch,seconds,correct,n_test,accuracy,") and len(rows) >= 3
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
@@ -178,7 +179,7 @@ def test_chapter6_preset_trains_saves_and_evaluates(mnist_dir, tmp_path):
     assert re.match(r"^epoch 2/2: (\d+) / 200 ", lines[2]), lines
     best_test = re.search(r"test accuracy at the best validation epoch: (\d+) / 200", proc.stdout)
     assert best_test is not None, proc.stdout
-    rows = json.loads(history.read_text())
+    rows = read_history(history)
     assert [r["epoch"] for r in rows] == [1, 2] and all(r["n_test"] == 200 for r in rows)
     # the saved network is the last epoch's: the same validation count, recomputed from the file
     net = load(model)

@@ -48,13 +48,18 @@ def _env(**extra: str) -> dict[str, str]:
     return {**env, "PYTHONUNBUFFERED": "1", **extra}
 
 
-@pytest.fixture
-def work(tmp_path, monkeypatch):
+def make_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A working directory for the command (fallback saves land here) with its own user cache."""
     directory = tmp_path / "work"
     directory.mkdir()
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     return directory
+
+
+@pytest.fixture
+def work(tmp_path, monkeypatch):
+    """See :func:`make_work`."""
+    return make_work(tmp_path, monkeypatch)
 
 
 def cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -301,9 +306,11 @@ def test_plot_never_overwrites_a_model_or_its_input(work):
 
 # -- 3. interrupts: SIGINT and SIGTERM, before the first epoch and mid-training -----------------------------
 SIGNALS = [pytest.param(signal.SIGINT, id="SIGINT"), pytest.param(signal.SIGTERM, id="SIGTERM")]
+#: SIGHUP (terminal or SSH session closed) is handled like SIGTERM (issue 17, class 5).
+STOP_SIGNALS = [*SIGNALS, pytest.param(signal.SIGHUP, id="SIGHUP")]
 
 
-@pytest.mark.parametrize("signum", SIGNALS)
+@pytest.mark.parametrize("signum", STOP_SIGNALS)
 def test_interrupt_before_the_first_epoch_writes_nothing(mnist_dir, work, signum):
     model, history = old_model(work / "model.npz"), work / "history.json"
     history.write_text(json.dumps([{"epoch": 1, "correct": 1, "n_test": 2}]))
@@ -321,7 +328,7 @@ def test_interrupt_before_the_first_epoch_writes_nothing(mnist_dir, work, signum
     no_temporaries(work)
 
 
-@pytest.mark.parametrize("signum", SIGNALS)
+@pytest.mark.parametrize("signum", STOP_SIGNALS)
 @pytest.mark.parametrize("after_epoch", [1, 2])
 def test_interrupt_mid_training_saves_the_last_completed_epoch(mnist_dir, work, test_subset, signum, after_epoch):
     model, history = work / "model.npz", work / "history.csv"
@@ -338,7 +345,7 @@ def test_interrupt_mid_training_saves_the_last_completed_epoch(mnist_dir, work, 
     assert (correct, n) == (int(epochs[-1][1]), 100)
     assert f"the files hold the network as it was after epoch {epoch}, as summarised" in proc.stdout
     assert saved_correct(model, test_subset) == correct, "the saved model is not the one summarised"
-    rows = history.read_text().splitlines()
+    rows = history.read_text().splitlines()[1:]  # after the settings line
     assert len(rows) == 1 + epoch and rows[-1].startswith(f"{epoch},") and f",{correct},100," in rows[-1]
     no_temporaries(work)
 
@@ -632,5 +639,5 @@ def test_overwriting_keeps_the_file_modes(mnist_dir, work):
                cwd=work)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert stat.S_IMODE(model.stat().st_mode) == 0o600 and stat.S_IMODE(history.stat().st_mode) == 0o640
-    assert history.read_text().startswith("epoch,seconds,correct")
+    assert history.read_text().split("\n", 1)[1].startswith("epoch,seconds,correct")  # after the settings line
     no_temporaries(work)

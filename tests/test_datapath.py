@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import synthetic_problem
+from helpers import synthetic_problem, x64_scope
 
 from portable_nn import Network, network2, to_numpy
 from portable_nn.dataforms import BookPairs, Dataset
@@ -118,6 +118,11 @@ def test_interrupt_mid_epoch_leaves_the_last_completed_epoch():
 
 def test_jax_float64_is_really_float64():
     jnp = pytest.importorskip("jax.numpy")
+    with x64_scope("jax", "float64"):  # a float64 JAX network needs 64-bit mode on
+        _jax_float64_is_really_float64(jnp)
+
+
+def _jax_float64_is_really_float64(jnp):
     net = network2.Network(SIZES, xp="jax", dtype="float64", seed=0)
     assert net.weights[0].dtype == jnp.float64
     inputs, labels = synthetic_problem(30, n_in=6, n_out=3)

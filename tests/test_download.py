@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import http.server
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     """Serves ``server.files`` under ``/good/``; ``/error/`` answers 500; ``/cut/`` stops halfway.
 
     ``/endless/`` streams bytes without a Content-Length, ``/liar/`` announces
-    a Content-Length of 10 GB, ``/trickle/`` sends one byte every 20 ms; each
+    a Content-Length of 10 GB, ``/trickle/`` sends one byte every 20 ms,
+    ``/slowheaders/`` sends its response headers one byte every 50 ms; each
     stops after :data:`_SERVER_LIMIT_S` seconds or when the client hangs up,
     so no test can loop for long.
     """
@@ -28,6 +31,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         mirror, _, name = self.path.strip("/").partition("/")
         self.server.requests.append(self.path)
+        if mirror == "slowheaders":
+            header = iter(b"HTTP/1.1 200 OK\r\nX-Padding: " + b"x" * 10_000)
+            self._stream(lambda: bytes([next(header)]), pause=0.05)
+            return
         body = self.server.files.get(name)
         if mirror == "error" or body is None:
             self.send_error(500 if mirror == "error" else 404)
@@ -224,6 +231,26 @@ def test_trickling_server_fails_after_the_deadline_and_later_mirrors_are_skipped
     assert "good/file.gz: not tried, the 0.5 s deadline has passed" in str(info.value)
     assert server.requests == ["/trickle/file.gz"]
     assert _leftovers(tmp_path) == []
+
+
+def test_the_deadline_holds_while_response_headers_trickle(server, tmp_path):
+    """Issue 17, class 10: each header byte came within ``timeout``, so the old code waited 60 s on ``deadline=8``."""
+    _, digest = _serve_payload(server)
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match=r"slowheaders/file\.gz: no response headers within the deadline"):
+        download_file("file.gz", tmp_path, mirrors=[server.url + "/slowheaders/"], sha256=digest, deadline=0.5,
+                      timeout=2.0)  # fmt: skip
+    assert time.monotonic() - start < 1.5  # the server would go on for _SERVER_LIMIT_S (5 s)
+    assert _leftovers(tmp_path) == []
+    # The abandoned opener thread ends at its own socket timeout (2 s).  http.client leaves the socket of a
+    # response whose headers timed out for the garbage collector (a ResourceWarning); collect it here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        for thread in threading.enumerate():
+            if thread.name == "portable_nn-download":
+                thread.join(timeout=10)
+                assert not thread.is_alive()
+        gc.collect()
 
 
 @pytest.mark.parametrize(

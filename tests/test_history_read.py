@@ -135,3 +135,49 @@ def test_a_fifo_is_refused_without_blocking(tmp_path):
     error = error_reading_fifo(read_history, fifo)
     assert error is not None, "read_history blocked on a FIFO"
     assert isinstance(error, HistoryFileError) and "pipe.json: not a regular file" in str(error)
+
+
+# -- the run's settings (issue 18 point 9) ---------------------------------------------------------------
+SETTINGS = {"eta": 3.0, "seed": 0, "sizes": [784, 30, 10], "stopped": "all 2 epochs done", "preset": None}
+
+
+@pytest.mark.parametrize("name", ["h.json", "h.csv"])
+def test_settings_are_written_and_read_back_beside_the_rows(tmp_path, name):
+    from portable_nn.history import plot_title, read_history_settings, write_history
+    from portable_nn.training import EpochResult
+
+    history = [EpochResult(epoch=0, seconds=1.5, correct=9000, n_test=10000, eta=3.0)]
+    path = write_history(history, tmp_path / name, settings=SETTINGS)
+    plain = write_history(history, tmp_path / ("plain-" + name))
+    assert read_history(path) == read_history(plain) and read_history(path)[0]["epoch"] == 1
+    assert read_history_settings(path) == SETTINGS and read_history_settings(plain) == {}
+    assert plot_title(path) == "h" + name[1:] + ": eta 3.0, seed 0\n(all 2 epochs done)"
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("h.csv", "# settings: {not json\nepoch\n1\n"),
+        ("h.csv", "# settings: [1, 2]\nepoch\n1\n"),
+        ("h.json", json.dumps({"settings": "eta 3", "epochs": [{"epoch": 1}]})),
+        ("h.json", json.dumps({"settings": {"nested": {"a": 1}}, "epochs": [{"epoch": 1}]})),
+    ],
+)
+def test_damaged_settings_are_ignored_and_the_rows_still_read(tmp_path, name, content):
+    from portable_nn.history import read_history_settings
+
+    path = _write(tmp_path, name, content)
+    assert read_history(path) == [{"epoch": 1}]
+    assert read_history_settings(path) == {}
+
+
+def test_a_settings_line_keeps_the_csv_line_numbers_right(tmp_path):
+    path = _write(tmp_path, "h.csv", '# settings: {"eta": 1}\nepoch,correct\n1,x\n')
+    with pytest.raises(HistoryFileError, match=r"line 3, column 'correct': expected an integer"):
+        read_history(path)
+
+
+def test_an_object_that_is_not_the_settings_form_is_refused(tmp_path):
+    path = _write(tmp_path, "h.json", json.dumps({"epochs": [{"epoch": 1}], "other": 1}))
+    with pytest.raises(HistoryFileError, match="expected a JSON list of objects"):
+        read_history(path)

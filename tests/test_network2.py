@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import array_api_compat
 import numpy as np
 import pytest
 from helpers import PARITY_TOL, assert_close, nielsen_pairs, synthetic_problem
@@ -23,6 +24,8 @@ def _act(name, z):
         return 1.0 / (1.0 + np.exp(-z))
     if name == "tanh":
         return np.tanh(z)
+    if name == "softsign":
+        return z / (1.0 + np.abs(z))
     return np.maximum(z, 0.0)
 
 
@@ -32,7 +35,38 @@ def _act_prime(name, z):
         return s * (1 - s)
     if name == "tanh":
         return 1.0 - np.tanh(z) ** 2
+    if name == "softsign":
+        return 1.0 / (1.0 + np.abs(z)) ** 2
     return (z > 0).astype(float)
+
+
+def _softsign(z):
+    """A reader's own activation, written for every backend (``abs`` and arithmetic only)."""
+    return z / (1.0 + abs(z))
+
+
+def _softsign_prime(z):
+    return 1.0 / (1.0 + abs(z)) ** 2
+
+
+class _ReadersQuadraticCost:
+    """The book's QuadraticCost as a reader writes it for every backend: a cost of the user's, not ours."""
+
+    @staticmethod
+    def fn(a, y):
+        xp = array_api_compat.array_namespace(a, y)
+        return 0.5 * xp.sum((a - y) ** 2)
+
+    @staticmethod
+    def delta(z, a, y):
+        return (a - y) * network2.sigmoid_prime(z)
+
+
+def _activation_options(name):
+    """``activation=`` for a name; a reader's own function plus its derivative for ``"softsign"``."""
+    if name == "softsign":
+        return {"activation": _softsign, "activation_prime": _softsign_prime}
+    return {"activation": name}
 
 
 def _output(cost, z):
@@ -50,7 +84,7 @@ def _book_backprop(biases, weights, x, y, cost, activation="sigmoid"):
         zs.append(z)
         a = _output(cost, z) if layer == len(weights) - 1 else _act(activation, z)
         activations.append(a)
-    if cost is QuadraticCost:
+    if cost in (QuadraticCost, _ReadersQuadraticCost):
         s = 1.0 / (1.0 + np.exp(-zs[-1]))
         delta = (a - y) * s * (1 - s)
     else:
@@ -82,7 +116,7 @@ def _objective(biases, weights, x, y, cost, activation, lmbda, n, regularization
     for layer, (b, w) in enumerate(zip(biases, weights)):
         z = w @ a + b
         a = _output(cost, z) if layer == len(weights) - 1 else _act(activation, z)
-    if cost is QuadraticCost:
+    if cost in (QuadraticCost, _ReadersQuadraticCost):
         c = 0.5 * np.sum((a - y) ** 2)
     elif cost is CrossEntropyCost:
         c = -np.sum(y * np.log(a) + (1 - y) * np.log(1 - a))
@@ -127,20 +161,22 @@ GRADIENT_CASES = [
     (CrossEntropyCost, "sigmoid", 3.0, "l2"),
     (LogLikelihoodCost, "relu", 3.0, "l1"),
     (QuadraticCost, "tanh", 2.0, "l1"),
+    (CrossEntropyCost, "softsign", 3.0, "l2"),  # a reader's own activation
+    (_ReadersQuadraticCost, "tanh", 2.0, "l2"),  # a reader's own cost: its delta is what trains
 ]
 
 
 @pytest.mark.parametrize(
     ("cost", "activation", "lmbda", "regularization"),
     GRADIENT_CASES,
-    ids=[f"{c.name}-{a}-{r}{lm}" for c, a, lm, r in GRADIENT_CASES],
+    ids=[f"{c.__name__}-{a}-{r}{lm}" for c, a, lm, r in GRADIENT_CASES],
 )
 def test_step_follows_the_finite_difference_gradient(backend, cost, activation, lmbda, regularization):
     """(w − w')/eta of one update equals the numerical gradient of mean cost + regulariser."""
     inputs, labels = synthetic_problem(7, n_in=SIZES[0], n_out=SIZES[-1], seed=4)
     y = np.eye(SIZES[-1])[labels].T
     n = 50
-    net = network2.Network(SIZES, cost=cost, xp=backend, seed=5, activation=activation)
+    net = network2.Network(SIZES, cost=cost, xp=backend, seed=5, **_activation_options(activation))
     biases, weights = _host(net.biases), _host(net.weights)
     eta = 1e-3
     net.update_mini_batch((inputs, labels), eta, lmbda, n, regularization=regularization)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import sweep_record
 
 pytest.importorskip("distributed")
 pytest.importorskip("optuna")
@@ -124,11 +125,11 @@ def test_bad_specifications_raise_in_the_api(tmp_path):
 
 def test_results_file_appends_whole_lines_and_survives_a_torn_line(tmp_path):
     path = tmp_path / RESULTS_FILE
-    append_record(path, {"config": {"eta": 1.0}, "state": "complete", "key": "a"})
+    append_record(path, sweep_record(eta=1.0))
     with open(path, "ab") as handle:  # a crash in the middle of a write
         handle.write(b'{"config": {"eta": 2.0}, "sta')
-    append_record(path, {"config": {"eta": 3.0}, "state": "failed", "key": "c"})
-    assert [r["key"] for r in read_records(path)] == ["a", "c"]
+    append_record(path, sweep_record("failed", eta=3.0))
+    assert [r["params"]["eta"] for r in read_records(path)] == [1.0, 3.0]
     assert path.read_bytes().endswith(b"\n")
 
 
