@@ -98,7 +98,7 @@ def dtype_kind(array: Any) -> str:
 def _check_kind(array: Any, name: str, what: str = "real numbers (int or float)") -> str:
     kind = dtype_kind(array)
     if kind not in "if":
-        raise TypeError(f"{name} must hold {what}; got dtype {array.dtype}")
+        raise TypeError(f"{name} must be {what}; got dtype {array.dtype}")
     return kind
 
 
