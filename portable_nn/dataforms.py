@@ -191,9 +191,7 @@ def _check_stacked(inputs: Any, labels: Any, name: str) -> None:
     """``inputs (n, n_in)`` and ``labels (n,)``/``(n, n_out)`` arrays of real numbers (errors name ``name``)."""
     for what, array in (("inputs", inputs), ("labels", labels)):
         if not is_array(array):
-            raise TypeError(
-                f"{name}: {what} must be an array (NumPy or any backend's); got {type(array).__name__}"
-            )
+            raise TypeError(f"{name}: {what} must be an array (NumPy or any backend's); got {type(array).__name__}")
     if inputs.ndim != 2:
         raise ValueError(f"{name}: inputs must have shape (n, n_in) (one sample per row); got {tuple(inputs.shape)}")
     n = inputs.shape[0]
@@ -249,7 +247,9 @@ class Dataset:
 
     def __repr__(self) -> str:
         scale = "" if self.divisor is None else f" / {self.divisor:g}"
-        return f"Dataset(inputs {tuple(self.inputs.shape)} {self.inputs.dtype}{scale}, labels {tuple(self.labels.shape)})"
+        return (
+            f"Dataset(inputs {tuple(self.inputs.shape)} {self.inputs.dtype}{scale}, labels {tuple(self.labels.shape)})"
+        )
 
     def __getitem__(self, index: Any) -> Dataset:
         """The rows ``index`` (a slice, an int index array or list, a boolean mask) as a new :class:`Dataset`."""
@@ -435,9 +435,14 @@ def _pairs(data: Any, name: str, n_in: int, dtype: str) -> Dataset:
         inputs = np.empty((len(pairs), n_in), dtype=dtype)
         np.concatenate(xs, axis=1, out=inputs.T, casting="same_kind")
         return Dataset(inputs, _stack_ys(list(ys), name))
-    if len(xs) == len(pairs) and not isinstance(xs[0], np.ndarray) and tuple(getattr(xs[0], "shape", ())) in (
-        (n_in, 1),
-        (n_in,),
+    if (
+        len(xs) == len(pairs)
+        and not isinstance(xs[0], np.ndarray)
+        and tuple(getattr(xs[0], "shape", ()))
+        in (
+            (n_in, 1),
+            (n_in,),
+        )
     ):
         xp = _namespace_of_all(xs)
         if xp is not None:
@@ -510,20 +515,18 @@ def _stack_ys(ys: list[Any], name: str) -> Any:
     shapes = {tuple(y.shape) for y in ys}
     if len(shapes) > 1:
         raise ValueError(f"{name}: every y must have the same shape; got {sorted(shapes)}")
-    shape = shapes.pop()
+    shape: tuple[int, ...] = shapes.pop()
     if shape != () and (len(shape) != 2 or shape[1] != 1):
         raise ValueError(f"{name}: y must be an int label, a 0-d array or an (n_out, 1) column; got {shape}")
     _check_kind(first, f"{name}: y")
     xp = _namespace_of_all(ys)
-    if xp is None:  # mixed namespaces, devices or dtypes: one host copy each
+    if xp is None:  # mixed namespaces, devices or dtypes: one host copy each (NumPy promotes the dtypes)
         arrays: Sequence[Any] = [host_array(y) for y in ys]
-        if len({a.dtype.kind in "iu" for a in arrays}) > 1:
-            raise TypeError(f"{name}: every y must have the same dtype")
         xp = np
     else:
         arrays = ys
     stacked = xp.stack(list(arrays), axis=0)
-    return stacked if shape == () else xp.reshape(stacked, (len(arrays), shape[0]))
+    return xp.reshape(stacked, (len(arrays), *shape[:1]))  # (n,) labels or (n, n_out) rows
 
 
 def as_dataset(data: Any, name: str, n_in: int, dtype: str) -> Dataset:

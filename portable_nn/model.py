@@ -51,7 +51,9 @@ class Parameters(list[Any]):
 
     __slots__ = ("_check", "_name")
 
-    def __init__(self, arrays: Iterable[Any] = (), check: Callable[[int, Any], Any] | None = None, name: str = "") -> None:
+    def __init__(
+        self, arrays: Iterable[Any] = (), check: Callable[[int, Any], Any] | None = None, name: str = ""
+    ) -> None:
         super().__init__(arrays)  # trusted: the network's own arrays (built or stepped by it)
         self._check = check
         self._name = name
@@ -81,8 +83,8 @@ class Parameters(list[Any]):
             "(assign elements, or build a new network for other sizes)"
         )
 
-    append = extend = insert = pop = remove = clear = sort = reverse = __delitem__ = _fixed  # type: ignore[assignment]
-    __iadd__ = __imul__ = _fixed  # type: ignore[assignment]
+    append = extend = insert = pop = remove = clear = sort = reverse = __delitem__ = _fixed
+    __iadd__ = __imul__ = _fixed
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (list, (list(self),))
@@ -224,7 +226,7 @@ class DenseNetwork:
         return self.backend.asarray(to_numpy(array).astype(self.dtype), dtype=self.backend.dtype(self.dtype))
 
     def _on_backend(self, array: Any, name: str, rows: int) -> Any:
-        """``array`` (any backend, any real dtype) as a 2-D ``(rows, m)`` array of this network's dtype on its device."""
+        """``array`` (any backend, any real dtype) as a 2-D ``(rows, m)`` array of the network's dtype and device."""
         shape = tuple(getattr(array, "shape", ()))
         if len(shape) != 2 or shape[0] != rows:
             raise ValueError(f"{name} must have shape ({rows}, m) (one sample per column); got {shape}")

@@ -75,7 +75,9 @@ def on(backend: Any, array: np.ndarray, dtype: str | None = None) -> Any:
 
 def foreign_name(name: str) -> str | None:
     """Another requested backend whose arrays a ``name`` network must convert (torch, else array-api-strict)."""
-    return next((other for other in ("torch", "array_api_strict") if other != name and other in requested_backends()), None)
+    return next(
+        (other for other in ("torch", "array_api_strict") if other != name and other in requested_backends()), None
+    )
 
 
 @functools.cache
@@ -102,7 +104,7 @@ def _columns(b: Any, dtype: str, array: np.ndarray) -> list[Any]:
     return [on(b, row.reshape(-1, 1).copy(), dtype) for row in array]
 
 
-class _Carrier(tuple):  # noqa: SLOT001 - network3's load_data_shared tuples look like this (issue 16)
+class _Carrier(tuple):  # what network3.load_data_shared returns (issue 16): (x, y) with .dataset
     dataset: Dataset
 
 
@@ -171,10 +173,14 @@ FORMS: dict[str, Form] = {
     "stacked/host/negative-stride": Form(lambda g: (_negative_stride(INPUTS), _negative_stride(LABELS))),
     "stacked/backend/int": Form(lambda g: (on(g.backend, INPUTS, g.dtype), on(g.backend, LABELS))),
     "stacked/backend/one-hot": Form(lambda g: (on(g.backend, INPUTS, g.dtype), on(g.backend, ONE_HOT, g.dtype))),
-    "stacked/backend/other-float": Form(lambda g: (on(g.backend, INPUTS, _other_float(g.dtype)), on(g.backend, LABELS))),
+    "stacked/backend/other-float": Form(
+        lambda g: (on(g.backend, INPUTS, _other_float(g.dtype)), on(g.backend, LABELS))
+    ),
     "stacked/backend/float16": _half("float16"),
     "stacked/backend/bfloat16": _half("bfloat16"),
-    "stacked/backend/requires-grad": Form(lambda g: (_requires_grad(g), on(g.backend, LABELS)), lambda n, _: n == "torch"),
+    "stacked/backend/requires-grad": Form(
+        lambda g: (_requires_grad(g), on(g.backend, LABELS)), lambda n, _: n == "torch"
+    ),
     "stacked/foreign": Form(
         lambda g: (on(_foreign_backend(g.name), INPUTS, g.dtype), on(_foreign_backend(g.name), LABELS)),
         lambda n, _: foreign_name(n) is not None,
@@ -185,9 +191,11 @@ FORMS: dict[str, Form] = {
     ),
     "dataset/host": Form(lambda g: Dataset(INPUTS, LABELS)),
     "dataset/host/uint8": Form(lambda g: Dataset(RAW, LABELS, divisor=256.0)),
-    "dataset/host/mask": Form(lambda g: Dataset(*_interleaved(Grid(resolve_backend("numpy"), "numpy", None, g.dtype)))[
-        np.arange(2 * N) % 2 == 0
-    ]),
+    "dataset/host/mask": Form(
+        lambda g: Dataset(*_interleaved(Grid(resolve_backend("numpy"), "numpy", None, g.dtype)))[
+            np.arange(2 * N) % 2 == 0
+        ]
+    ),
     "dataset/backend": Form(lambda g: Dataset(on(g.backend, INPUTS, g.dtype), on(g.backend, LABELS))),
     "dataset/backend/one-hot": Form(lambda g: Dataset(on(g.backend, INPUTS, g.dtype), on(g.backend, ONE_HOT, g.dtype))),
     "dataset/backend/uint8": Form(lambda g: Dataset(on(g.backend, RAW), on(g.backend, LABELS), divisor=256.0)),
@@ -322,7 +330,13 @@ def _product(axis: dict[str, Any], entries: list[str]) -> Iterator[Any]:
                 if representative or FULL:
                     marks = () if representative else (pytest.mark.conformance_full,)
                     yield pytest.param(
-                        name, label, dtype, form, entry, marks=marks, id=f"{_triple_id(name, label, dtype)}-{form}-{entry}"
+                        name,
+                        label,
+                        dtype,
+                        form,
+                        entry,
+                        marks=marks,
+                        id=f"{_triple_id(name, label, dtype)}-{form}-{entry}",
                     )
 
 
@@ -351,7 +365,9 @@ ARRAYS: dict[str, Form] = {
     "backend/bfloat16": Form(lambda g: on(g.backend, INPUTS, "bfloat16"), lambda n, _: n in HALF["bfloat16"]),
     "backend/requires-grad": Form(_requires_grad, lambda n, _: n == "torch"),
     "foreign": Form(lambda g: on(_foreign_backend(g.name), INPUTS, g.dtype), lambda n, _: foreign_name(n) is not None),
-    "default-device": Form(lambda g: on(_default_device(g.backend), INPUTS, g.dtype), lambda n, label: label is not None),
+    "default-device": Form(
+        lambda g: on(_default_device(g.backend), INPUTS, g.dtype), lambda n, label: label is not None
+    ),
 }
 KINDS = {"network": None, "network2": None, "network3": None}
 
@@ -407,8 +423,9 @@ def _replace(net: Any, form: str, make: Callable[[np.ndarray], Any]) -> None:
     """Put ``NEW_W``/``NEW_B`` into ``net`` the way ``form`` says (network3: through each layer's ``w``/``b``)."""
     if isinstance(net, network3.Network):
         for layer, w, b in zip(net.layers, NEW_W, NEW_B):
-            layer.w, layer.b = make(w.T.copy() if isinstance(layer, (FullyConnectedLayer, SoftmaxLayer)) else w), make(
-                b[:, 0].copy()
+            layer.w, layer.b = (
+                make(w.T.copy() if isinstance(layer, (FullyConnectedLayer, SoftmaxLayer)) else w),
+                make(b[:, 0].copy()),
             )
         return
     if form.startswith("list/"):
