@@ -61,7 +61,8 @@ class DeviceData:
         ``(n, n_in)`` array: the network's float dtype, or ``uint8`` when
         ``divisor`` is set (then a row means ``row / divisor``).
     targets:
-        ``(n, n_out)`` float targets (training) or ``(n,)`` int64 labels (evaluation).
+        ``(n, n_out)`` float targets (training) or ``(n,)`` int labels (evaluation; int64, or
+        :func:`index_dtype` where the backend indexes with int32).
     n:
         Number of samples.
     divisor:
@@ -119,6 +120,16 @@ def host_array(array: Any) -> np.ndarray:
         if array.dtype not in (xp.float32, xp.float64):
             array = xp.astype(array, xp.float32)  # exact for float16 and bfloat16; NumPy has no bfloat16
     return to_numpy(array)
+
+
+def index_dtype(backend: Backend) -> str:
+    """The namespace's default indexing dtype (the standard's inspection API): ``"int64"``, or ``"int32"``
+    where the library computes with 32-bit indices (JAX without 64-bit mode).  Labels and indices use it."""
+    try:
+        dtype = backend.xp.__array_namespace_info__().default_dtypes()["indexing"]
+    except (AttributeError, TypeError, KeyError):
+        return "int64"
+    return "int32" if dtype == backend.xp.int32 else "int64"
 
 
 def _from_host(host: np.ndarray, backend: Backend, dtype: str) -> Any:
@@ -609,17 +620,17 @@ def _device_inputs(dataset: Dataset, backend: Backend, dtype: str, *, scale: boo
 
 
 def _device_targets(labels: Any, backend: Backend, dtype: str, n_out: int, *, training: bool) -> Any:
-    """``(n, n_out)`` float targets (training) or ``(n,)`` int64 labels, on ``backend`` (labels checked)."""
+    """``(n, n_out)`` float targets (training) or ``(n,)`` int labels (:func:`index_dtype`), on ``backend``."""
     xp = backend.xp
     if training and labels.ndim == 1:
         import array_api_extra as xpx
 
-        return xpx.one_hot(resident(labels, backend, "int64"), n_out, dtype=backend.dtype(dtype), xp=xp)
+        return xpx.one_hot(resident(labels, backend, index_dtype(backend)), n_out, dtype=backend.dtype(dtype), xp=xp)
     if training:
         return resident(labels, backend, dtype)
     if labels.ndim == 2:  # one-hot rows become labels, as the book's accuracy(convert=True) does
         labels = array_api_compat.array_namespace(labels).argmax(labels, axis=1)
-    return resident(labels, backend, "int64")
+    return resident(labels, backend, index_dtype(backend))
 
 
 def to_device(

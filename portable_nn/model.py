@@ -315,7 +315,9 @@ class DenseNetwork:
     ) -> None:
         """One SGD step on all of ``data`` (the book's ``update_mini_batch``)."""
         step, _ = self._compiled_step(lmbda=lmbda, n=n, mu=0.0, regularization=regularization, divisor=data.divisor)
-        idx = self.xp.arange(data.n, dtype=self.xp.int64, device=self.backend.device)
+        idx = self.xp.arange(
+            data.n, dtype=self.backend.dtype(dataforms.index_dtype(self.backend)), device=self.backend.device
+        )
         self._set_state(step(self._get_state(False), data.inputs, data.targets, idx, self._ones(data.n), eta))
 
     # -- evaluation -----------------------------------------------------------------
@@ -340,7 +342,9 @@ class DenseNetwork:
         """
         xp = self.xp
         eps = float(xp.finfo(self.backend.dtype(self.dtype)).eps)
-        counts = xp.zeros((2,), dtype=xp.int64, device=self.backend.device)
+        counts = xp.zeros(
+            (2,), dtype=self.backend.dtype(dataforms.index_dtype(self.backend)), device=self.backend.device
+        )
         for x, labels in self._chunks(data):
             a = forward(xp, self.spec, self.weights, self.biases, x)[0]
             if labels.ndim == 2:
