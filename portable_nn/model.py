@@ -134,8 +134,11 @@ class DenseNetwork:
     # -- parameters: the book's plain lists, every assignment checked ------------------------
     def _set_parameters(self, weights: Iterable[Any], biases: Iterable[Any]) -> None:
         """Store the network's own arrays (no checks: the step's output, or arrays it just converted)."""
-        self._weights = Parameters(weights, partial(self._parameter, "weights"), "weights")
-        self._biases = Parameters(biases, partial(self._parameter, "biases"), "biases")
+        self._weights = self._wrap("weights", weights)
+        self._biases = self._wrap("biases", biases)
+
+    def _wrap(self, kind: str, arrays: Iterable[Any]) -> Parameters:
+        return Parameters(arrays, partial(self._parameter, kind), kind)
 
     def _parameter(self, kind: str, layer: int, value: Any) -> Any:
         """``value`` for ``weights[layer]``/``biases[layer]``: checked, on this network's backend, device and dtype."""
@@ -164,20 +167,24 @@ class DenseNetwork:
         real dtype, finite) and converted to the network's backend, device and
         dtype.
         """
+        if not isinstance(self._weights, Parameters):  # a copied or unpickled network holds a plain list
+            self._weights = self._wrap("weights", self._weights)
         return self._weights
 
     @weights.setter
     def weights(self, values: Any) -> None:
-        self._weights = Parameters(self._checked_list("weights", values), self._weights._check, "weights")
+        self._weights = self._wrap("weights", self._checked_list("weights", values))
 
     @property
     def biases(self) -> Parameters:
         """``biases[l]``: ``(sizes[l+1], 1)`` arrays of the network's backend and dtype (assigned as ``weights``)."""
+        if not isinstance(self._biases, Parameters):
+            self._biases = self._wrap("biases", self._biases)
         return self._biases
 
     @biases.setter
     def biases(self, values: Any) -> None:
-        self._biases = Parameters(self._checked_list("biases", values), self._biases._check, "biases")
+        self._biases = self._wrap("biases", self._checked_list("biases", values))
 
     @classmethod
     def from_arrays(
@@ -286,8 +293,8 @@ class DenseNetwork:
         return State(tuple(self.weights), tuple(self.biases), *self._velocities)
 
     def _set_state(self, state: State) -> None:
-        self._weights = Parameters(state.weights, self._weights._check, "weights")  # the step's own arrays
-        self._biases = Parameters(state.biases, self._biases._check, "biases")
+        self._weights = self._wrap("weights", state.weights)  # the step's own arrays: no checks
+        self._biases = self._wrap("biases", state.biases)
         if state.velocities_w:
             self._velocities = (state.velocities_w, state.velocities_b)
 
