@@ -281,7 +281,7 @@ def reference(kind: str, what: str, replaced: bool = False) -> tuple[Any, tuple[
     """``(returned value, host parameters afterwards)`` of the NumPy float64 network on ``(INPUTS, LABELS)``."""
     net = _network(kind, resolve_backend("numpy"), "float64")
     if replaced:
-        _replace(net, "element/host", lambda a: a)
+        _replace(net, False, lambda a: a)
     value = ENTRIES[what].call(net, lambda: (INPUTS, LABELS)) if what in ENTRIES else None
     return value, tuple(to_numpy(p).copy() for p in parameters(net))
 
@@ -369,14 +369,10 @@ ARRAYS: dict[str, Form] = {
         lambda g: on(_default_device(g.backend), INPUTS, g.dtype), lambda n, label: label is not None
     ),
 }
-KINDS = {"network": None, "network2": None, "network3": None}
+KINDS = ["network", "network2", "network3"]
 
 
-def _transposed(array: Any) -> Any:
-    return array.T
-
-
-@pytest.mark.parametrize(("name", "label", "dtype", "form", "kind"), list(_product(ARRAYS, list(KINDS))))
+@pytest.mark.parametrize(("name", "label", "dtype", "form", "kind"), list(_product(ARRAYS, KINDS)))
 def test_feedforward_inputs(name: str, label: str | None, dtype: str, form: str, kind: str) -> None:
     """``feedforward`` of every array form: ``(n_in, m)`` columns (chapters 1, 3) or ``(n, n_in)`` rows (chapter 6)."""
     host = RAW.astype(np.float64) if form == "host/uint8" else INPUTS
@@ -387,83 +383,93 @@ def test_feedforward_inputs(name: str, label: str | None, dtype: str, form: str,
         backend = make_backend_on(name, label)
         net = _network(kind, backend, dtype)
         array = ARRAYS[form].build(Grid(backend, name, label, dtype))
-        out = net.feedforward(array if rows else _transposed(array))
+        out = net.feedforward(array if rows else array.T)
         assert_close(out, expected, backend, dtype)
         assert not getattr(out, "requires_grad", False)
 
 
 # -- replaced parameters ---------------------------------------------------------------------------------
-PARAMETER_FORMS: dict[str, Form] = {
-    "element/host": Form(lambda g: None),
-    "list/host": Form(lambda g: None),
-    "element/backend": Form(lambda g: None),
-    "element/other-float": Form(lambda g: None),
-    "element/requires-grad": Form(lambda g: None, lambda n, _: n == "torch"),
-    "element/foreign": Form(lambda g: None, lambda n, _: foreign_name(n) is not None),
-    "element/default-device": Form(lambda g: None, lambda n, label: label is not None),
+@dataclass(frozen=True)
+class ParameterForm:
+    """One way to assign ``NEW_W``/``NEW_B``: the array made from each host array, element or whole list."""
+
+    make: Callable[[Grid, np.ndarray], Any]
+    whole_list: bool = False
+    available: Callable[[str, str | None], bool] = lambda name, label: True
+
+
+def _with_grad(g: Grid, host: np.ndarray) -> Any:
+    return on(g.backend, host, g.dtype).requires_grad_(True)
+
+
+PARAMETER_FORMS: dict[str, ParameterForm] = {
+    "element/host": ParameterForm(lambda g, host: host),
+    "list/host": ParameterForm(lambda g, host: host, whole_list=True),
+    "element/backend": ParameterForm(lambda g, host: on(g.backend, host, g.dtype)),
+    "list/backend": ParameterForm(lambda g, host: on(g.backend, host, g.dtype), whole_list=True),
+    "element/other-float": ParameterForm(lambda g, host: on(g.backend, host, _other_float(g.dtype))),
+    "element/requires-grad": ParameterForm(_with_grad, available=lambda n, _: n == "torch"),
+    "element/foreign": ParameterForm(
+        lambda g, host: on(_foreign_backend(g.name), host, g.dtype), available=lambda n, _: foreign_name(n) is not None
+    ),
+    "element/default-device": ParameterForm(
+        lambda g, host: on(_default_device(g.backend), host, g.dtype), available=lambda n, label: label is not None
+    ),
 }
 
 
-def _parameter_array(form: str, g: Grid | None, host: np.ndarray) -> Any:
-    if g is None or form.endswith("/host"):
-        return host
-    if form == "element/backend":
-        return on(g.backend, host, g.dtype)
-    if form == "element/other-float":
-        return on(g.backend, host, _other_float(g.dtype))
-    if form == "element/requires-grad":
-        tensor = on(g.backend, host, g.dtype)
-        return tensor.requires_grad_(True)
-    if form == "element/foreign":
-        return on(_foreign_backend(g.name), host, g.dtype)
-    return on(_default_device(g.backend), host, g.dtype)
-
-
-def _replace(net: Any, form: str, make: Callable[[np.ndarray], Any]) -> None:
-    """Put ``NEW_W``/``NEW_B`` into ``net`` the way ``form`` says (network3: through each layer's ``w``/``b``)."""
+def _replace(net: Any, whole_list: bool, make: Callable[[np.ndarray], Any]) -> None:
+    """Put ``NEW_W``/``NEW_B`` into ``net`` (network3: through each layer's ``w`` ``(n_in, n_out)`` and ``b``)."""
     if isinstance(net, network3.Network):
         for layer, w, b in zip(net.layers, NEW_W, NEW_B):
-            layer.w, layer.b = (
-                make(w.T.copy() if isinstance(layer, (FullyConnectedLayer, SoftmaxLayer)) else w),
-                make(b[:, 0].copy()),
-            )
-        return
-    if form.startswith("list/"):
+            layer.w, layer.b = make(w.T.copy()), make(b[:, 0].copy())
+    elif whole_list:
         net.weights = [make(w) for w in NEW_W]
         net.biases = [make(b) for b in NEW_B]
-        return
-    for i, (w, b) in enumerate(zip(NEW_W, NEW_B)):
-        net.weights[i] = make(w)
-        net.biases[i] = make(b)
+    else:
+        for i, (w, b) in enumerate(zip(NEW_W, NEW_B)):
+            net.weights[i] = make(w)
+            net.biases[i] = make(b)
 
 
-PARAMETER_ENTRIES = ["feedforward", "save/load", *ENTRIES]
+#: Entry points without data: the network kind each runs on.
+NO_DATA = {"network.feedforward": "network", "network.save/load": "network", "network2.save/load": "network2",
+           "network3.feedforward": "network3", "network3.save/load": "network3"}  # fmt: skip
+PARAMETER_ENTRIES = [*NO_DATA, *ENTRIES]
+
+
+def _save_and_load(net: Any, backend: Any, dtype: str) -> Any:
+    """The network after a round trip through a ``.npz`` file (whose float arrays must be of ``dtype``)."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = net.save(Path(directory) / "model.npz")
+        with np.load(path) as stored:
+            floats = [stored[key].dtype for key in stored.files if stored[key].dtype.kind == "f"]
+        assert floats and all(f == np.dtype(dtype) for f in floats), f"the file holds {floats}, expected {dtype}"
+        load = network3.load if isinstance(net, network3.Network) else portable_nn.load
+        return load(path, backend, device=backend.device)
 
 
 @pytest.mark.parametrize(("name", "label", "dtype", "form", "what"), list(_product(PARAMETER_FORMS, PARAMETER_ENTRIES)))
 def test_replaced_parameters(name: str, label: str | None, dtype: str, form: str, what: str) -> None:
     """Assigned ``weights``/``biases`` (``w``/``b``) are converted: the math and the files see the network's own."""
-    kind = ENTRIES[what].kind if what in ENTRIES else ("network2" if what == "save/load" else "network")
+    kind = NO_DATA.get(what) or ENTRIES[what].kind
     expected_value, expected_parameters = reference(kind, what, replaced=True)
     with dtype_scope(name, dtype):
         backend = make_backend_on(name, label)
         grid = Grid(backend, name, label, dtype)
         net = _network(kind, backend, dtype)
-        _replace(net, form, lambda host: _parameter_array(form, grid, host))
-        assert_parameters(net, reference(kind, "", replaced=True)[1], backend, dtype)
-        if what == "feedforward":
-            out = net.feedforward(INPUTS.T)
+        spec = PARAMETER_FORMS[form]
+        _replace(net, spec.whole_list, lambda host: spec.make(grid, host))
+        assert_parameters(net, expected_parameters if what in NO_DATA else reference(kind, "", True)[1], backend, dtype)
+        if what.endswith("feedforward"):
+            inputs = INPUTS if kind == "network3" else INPUTS.T
             expected_out = _network(kind, resolve_backend("numpy"), "float64")
-            _replace(expected_out, "element/host", lambda a: a)
-            assert_close(out, to_numpy(expected_out.feedforward(INPUTS.T)), backend, dtype)
-            value = expected_value
-        elif what == "save/load":
-            with tempfile.TemporaryDirectory() as directory:
-                path = net.save(Path(directory) / "model.npz")
-                with np.load(path) as stored:
-                    assert stored["weights_0"].dtype == np.dtype(dtype), "the file holds another dtype"
-                net = portable_nn.load(path, backend, device=backend.device)
-            value = expected_value
+            _replace(expected_out, False, lambda a: a)
+            assert_close(net.feedforward(inputs), to_numpy(expected_out.feedforward(inputs)), backend, dtype)
+            value = None
+        elif what.endswith("save/load"):
+            net = _save_and_load(net, backend, dtype)
+            value = None
         else:
             value = ENTRIES[what].call(net, lambda: (INPUTS, LABELS))
         assert_parameters(net, expected_parameters, backend, dtype)
