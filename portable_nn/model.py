@@ -194,7 +194,7 @@ class DenseNetwork:
         xp: Any = "numpy",
         *,
         dtype: str | None = None,
-        seed: int | None = None,
+        seed: int | initializers.RandomSource | None = None,
         device: Any = None,
         **options: Any,
     ) -> _Net:
