@@ -86,15 +86,16 @@ class GlobalNumPyRandom:
 GLOBAL = GlobalNumPyRandom()
 
 
-def make_rng(seed: int | np.random.Generator | None) -> RandomSource:
+def make_rng(seed: int | RandomSource | None) -> RandomSource:
     """The network's source of random numbers (see the module docstring).
 
     ``None``: :data:`GLOBAL` (NumPy's global state); an int ``>= 0``:
-    ``numpy.random.default_rng(seed)``; a ``Generator``: itself.
+    ``numpy.random.default_rng(seed)``; a source already made (a ``Generator``,
+    or :data:`GLOBAL`): itself, so its stream continues.
     """
     if seed is None:
         return GLOBAL
-    if isinstance(seed, np.random.Generator):
+    if isinstance(seed, (np.random.Generator, GlobalNumPyRandom)):
         return seed
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an int, a numpy.random.Generator or None; got {seed!r}")

@@ -2,7 +2,8 @@
 
 :class:`DenseNetwork` holds the parameters as the book does (``weights[l]``
 ``(sizes[l+1], sizes[l])``, ``biases[l]`` ``(sizes[l+1], 1)``, plain lists of
-backend arrays you can read and replace), moves data to the device once
+backend arrays you can read and replace: every assignment is checked and
+converted, as network3's ``w``/``b`` are), moves data to the device once
 (:mod:`portable_nn.dataforms`), evaluates in chunks with one host copy per
 result, and trains through :func:`portable_nn.training.sgd` with the step of
 :mod:`portable_nn.dense`.  The book's facades, :class:`portable_nn.network.Network`
@@ -12,10 +13,12 @@ printed lines and file formats.
 
 from __future__ import annotations
 
+import operator
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from . import dataforms, initializers
 from .backends import Backend, resolve_backend, to_numpy
@@ -33,6 +36,58 @@ EVAL_ACTIVATIONS = 2**25
 EVAL_SCALED_INPUTS = 2**20
 
 _Net = TypeVar("_Net", bound="DenseNetwork")
+
+
+class Parameters(list[Any]):
+    """``weights`` or ``biases``: a list of one array per layer whose every assignment is checked.
+
+    ``params[l] = array`` (and slice assignment) passes ``array`` through the
+    network's check (shape, real dtype, finite values) and converts it to the
+    network's backend, device and dtype (a torch tensor is detached from
+    autograd), so a foreign array never stays in the list.  The length is
+    the number of layers: ``append``, ``del`` and the like are refused.  A
+    copy or pickle is a plain ``list``.
+    """
+
+    __slots__ = ("_check", "_name")
+
+    def __init__(
+        self, arrays: Iterable[Any] = (), check: Callable[[int, Any], Any] | None = None, name: str = ""
+    ) -> None:
+        super().__init__(arrays)  # trusted: the network's own arrays (built or stepped by it)
+        self._check = check
+        self._name = name
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        check = self._check
+        if isinstance(index, slice):
+            positions = range(*index.indices(len(self)))
+            values = list(value)
+            if len(values) != len(positions):
+                raise ValueError(
+                    f"{self._name}[{index.start}:{index.stop}] = ...: {self._name} holds one array per layer; "
+                    f"assign {len(positions)} arrays, got {len(values)}"
+                )
+            converted = values if check is None else [check(i, v) for i, v in zip(positions, values)]
+            super().__setitem__(index, converted)
+            return
+        i = operator.index(index)
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"{self._name} index {i} out of range for {len(self)} layers")
+        i %= len(self)
+        super().__setitem__(i, value if check is None else check(i, value))
+
+    def _fixed(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError(
+            f"{self._name} holds one array per layer: its length and order are fixed "
+            "(assign elements, or build a new network for other sizes)"
+        )
+
+    append = extend = insert = pop = remove = clear = sort = reverse = __delitem__ = _fixed
+    __iadd__ = __imul__ = _fixed
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (list, (list(self),))
 
 
 class DenseNetwork:
@@ -54,8 +109,8 @@ class DenseNetwork:
     """
 
     sizes: list[int]
-    weights: list[Any]
-    biases: list[Any]
+    _weights: Parameters
+    _biases: Parameters
 
     # -- construction --------------------------------------------------------
     def _setup(self, sizes: Any, xp: Any, dtype: Any, seed: Any, device: Any, spec: DenseSpec) -> None:
@@ -74,8 +129,62 @@ class DenseNetwork:
 
     def _set_host_parameters(self, biases: Sequence[Any], weights: Sequence[Any]) -> None:
         """Move host (NumPy) parameter arrays to the backend in the network's dtype."""
-        self.biases = [self._from_host(b) for b in biases]
-        self.weights = [self._from_host(w) for w in weights]
+        self._set_parameters([self._from_host(w) for w in weights], [self._from_host(b) for b in biases])
+
+    # -- parameters: the book's plain lists, every assignment checked ------------------------
+    def _set_parameters(self, weights: Iterable[Any], biases: Iterable[Any]) -> None:
+        """Store the network's own arrays (no checks: the step's output, or arrays it just converted)."""
+        self._weights = self._wrap("weights", weights)
+        self._biases = self._wrap("biases", biases)
+
+    def _wrap(self, kind: str, arrays: Iterable[Any]) -> Parameters:
+        return Parameters(arrays, partial(self._parameter, kind), kind)
+
+    def _parameter(self, kind: str, layer: int, value: Any) -> Any:
+        """``value`` for ``weights[layer]``/``biases[layer]``: checked, on this network's backend, device and dtype."""
+        name = f"{kind}[{layer}]"
+        rows, columns = self.sizes[layer + 1], self.sizes[layer]
+        shape = (rows, columns) if kind == "weights" else (rows, 1)
+        got = tuple(getattr(value, "shape", ()))
+        if dataforms.is_array(value) and got != shape:
+            raise ValueError(f"{name} must have shape {shape}; got {got}")
+        return dataforms.as_network_array(value, name, self.backend, self.dtype, finite=True)
+
+    def _checked_list(self, kind: str, values: Any) -> list[Any]:
+        layers = self.num_layers - 1
+        if isinstance(values, (str, bytes)) or not isinstance(values, Iterable) or dataforms.is_array(values):
+            raise TypeError(f"{kind} must be a list of {layers} arrays (one per layer); got {type(values).__name__}")
+        values = list(values)
+        if len(values) != layers:
+            raise ValueError(f"{kind} must be a list of {layers} arrays (one per layer); got {len(values)}")
+        return [self._parameter(kind, i, v) for i, v in enumerate(values)]
+
+    @property
+    def weights(self) -> Parameters:
+        """``weights[l]``: ``(sizes[l+1], sizes[l])`` arrays of the network's backend and dtype.
+
+        Assign the whole list or one element: each array is checked (shape,
+        real dtype, finite) and converted to the network's backend, device and
+        dtype.
+        """
+        if not isinstance(self._weights, Parameters):  # a copied or unpickled network holds a plain list
+            self._weights = self._wrap("weights", self._weights)
+        return self._weights
+
+    @weights.setter
+    def weights(self, values: Any) -> None:
+        self._weights = self._wrap("weights", self._checked_list("weights", values))
+
+    @property
+    def biases(self) -> Parameters:
+        """``biases[l]``: ``(sizes[l+1], 1)`` arrays of the network's backend and dtype (assigned as ``weights``)."""
+        if not isinstance(self._biases, Parameters):
+            self._biases = self._wrap("biases", self._biases)
+        return self._biases
+
+    @biases.setter
+    def biases(self, values: Any) -> None:
+        self._biases = self._wrap("biases", self._checked_list("biases", values))
 
     @classmethod
     def from_arrays(
@@ -85,7 +194,7 @@ class DenseNetwork:
         xp: Any = "numpy",
         *,
         dtype: str | None = None,
-        seed: int | None = None,
+        seed: int | initializers.RandomSource | None = None,
         device: Any = None,
         **options: Any,
     ) -> _Net:
@@ -97,8 +206,8 @@ class DenseNetwork:
         (float32 stays float32, anything else becomes float64).  ``options``
         are the facade's own keyword arguments (``cost=`` for network2).
         """
-        host_w = [to_numpy(w) for w in weights]
-        host_b = [to_numpy(b) for b in biases]
+        host_w = [dataforms.host_array(w) for w in weights]
+        host_b = [dataforms.host_array(b) for b in biases]
         sizes = check_layer_arrays(host_w, host_b)
         if dtype is None:
             dtype = "float32" if str(host_w[0].dtype) == "float32" else "float64"
@@ -124,16 +233,11 @@ class DenseNetwork:
         return self.backend.asarray(to_numpy(array).astype(self.dtype), dtype=self.backend.dtype(self.dtype))
 
     def _on_backend(self, array: Any, name: str, rows: int) -> Any:
-        """``array`` as a 2-D ``(rows, m)`` array of this network's dtype on its device."""
+        """``array`` (any backend, any real dtype) as a 2-D ``(rows, m)`` array of the network's dtype and device."""
         shape = tuple(getattr(array, "shape", ()))
         if len(shape) != 2 or shape[0] != rows:
             raise ValueError(f"{name} must have shape ({rows}, m) (one sample per column); got {shape}")
-        if self.backend.owns(array) and array.dtype == self.backend.dtype(self.dtype):
-            return array
-        host = to_numpy(array)
-        if host.dtype.kind not in "iuf":
-            raise TypeError(f"{name} must hold real numbers (int or float); got dtype {host.dtype}")
-        return self._from_host(host)
+        return dataforms.as_network_array(array, name, self.backend, self.dtype)
 
     def _ones(self, m: int) -> Any:
         """A cached ``(m, 1)`` column of ones of the network's dtype on its device."""
@@ -189,8 +293,8 @@ class DenseNetwork:
         return State(tuple(self.weights), tuple(self.biases), *self._velocities)
 
     def _set_state(self, state: State) -> None:
-        self.weights = list(state.weights)
-        self.biases = list(state.biases)
+        self._weights = self._wrap("weights", state.weights)  # the step's own arrays: no checks
+        self._biases = self._wrap("biases", state.biases)
         if state.velocities_w:
             self._velocities = (state.velocities_w, state.velocities_b)
 

@@ -218,15 +218,7 @@ class Network:
     # -- conversions -------------------------------------------------------------------------
     def _on_device(self, array: Any, name: str) -> Any:
         """``array`` (any backend or NumPy) as this network's dtype on its device; must be finite real numbers."""
-        dtype = self.backend.dtype(self.dtype)
-        if self.backend.owns(array) and array.dtype == dtype:
-            return array
-        host = to_numpy(array)
-        if host.dtype.kind not in "iuf":
-            raise TypeError(f"{name} must hold real numbers; got dtype {host.dtype}")
-        if host.dtype.kind == "f" and not np.all(np.isfinite(host)):
-            raise ValueError(f"{name} holds NaN or infinite values")
-        return self.backend.asarray(host.astype(self.dtype), dtype=dtype)
+        return dataforms.as_network_array(array, name, self.backend, self.dtype, finite=True)
 
     def _device_data(self, data: Any, name: str, *, training: bool) -> dataforms.DeviceData:
         return dataforms.to_device(data, name, self.n_in, self.n_out, self.backend, self.dtype, training=training)

@@ -126,6 +126,16 @@ def _finite_real(value: Any, name: str, what: str) -> float:
     return number
 
 
+def check_divisor(divisor: Any) -> float | None:
+    """A :class:`~portable_nn.Dataset`'s ``divisor``: ``None`` or a finite real number > 0."""
+    if divisor is None:
+        return None
+    value = _finite_real(divisor, "divisor", "None or a finite number > 0 (255.0 for MNIST bytes)")
+    if value <= 0.0:
+        raise ValueError(f"divisor must be None or a finite number > 0 (255.0 for MNIST bytes); got {value}")
+    return value
+
+
 def check_lmbda(lmbda: Any) -> float:
     """The regularisation parameter must be a finite real number >= 0."""
     value = _finite_real(lmbda, "lmbda", "a finite number >= 0")

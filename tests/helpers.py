@@ -329,3 +329,46 @@ def sweep_record(state: str = "complete", epochs: int = 2, **params: Any) -> dic
         "number": 0,
         "attempts": 1,
     }
+
+
+# -- the conformance grid: (backend, device, dtype) triples -------------------------------------
+#: Devices the grid runs each backend on, by label (``None``: the library's default device).
+GRID_DEVICES: dict[str, tuple[str | None, ...]] = {"array_api_strict": (None, "device1")}
+
+
+def namespace_device_dtype_combinations(
+    dtypes: tuple[str, ...] = ("float64", "float32"),
+) -> Iterator[tuple[str, str | None, str]]:
+    """``(backend name, device label, dtype)`` for every requested backend, in the style of scikit-learn's
+    ``yield_namespace_device_dtype_combinations``: array-api-strict on its default device and on
+    ``Device("device1")``, every other backend on its default device (CuPy joins when requested)."""
+    for name in requested_backends():
+        for device in GRID_DEVICES.get(name, (None,)):
+            for dtype in dtypes:
+                yield name, device, dtype
+
+
+def device_from_label(name: str, label: str | None) -> Any:
+    """The device object a grid label stands for (``None``: the library's default)."""
+    if label is None:
+        return None
+    if name == "array_api_strict":
+        return importlib.import_module("array_api_strict").Device(label)
+    return label
+
+
+def make_backend_on(name: str, label: str | None) -> Backend:
+    """:func:`make_backend` on the device a grid label names (an entry's own device, ``torch:cuda``, wins)."""
+    if split_entry(name)[1] is not None:
+        return make_backend(name)
+    try:
+        return resolve_backend(name, device_from_label(name, label))
+    except BackendUnavailableError as exc:
+        if backends_required():
+            pytest.fail(f"backend {name!r} was required but is unavailable: {exc}", pytrace=False)
+        pytest.skip(f"backend {name!r} unavailable: {exc}")
+
+
+#: Where a ``(backend, dtype)`` grid case runs: JAX float64 inside ``jax.enable_x64(True)``, the rest as they
+#: come (the global flag is never switched by a test).
+dtype_scope = x64_scope

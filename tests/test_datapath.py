@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from helpers import synthetic_problem, x64_scope
@@ -131,3 +133,146 @@ def _jax_float64_is_really_float64(jnp):
     ref = network2.Network(SIZES, dtype="float64", seed=0)
     ref.SGD((inputs, labels), 1, 10, 0.5, quiet=True)
     np.testing.assert_allclose(to_numpy(net.weights[0]), to_numpy(ref.weights[0]), rtol=1e-12, atol=1e-12)
+
+
+# -- issue 14: the backend's own arrays stay on the device; other backends' are converted once ------------
+class _Transfers:
+    """Records every host copy (``to_numpy`` of more than the first row: the sync) and every host-to-device upload."""
+
+    def __init__(self, monkeypatch):
+        from portable_nn import dataforms
+
+        self.host_copies: list[tuple[int, ...]] = []
+        self.uploads: list[tuple[int, ...]] = []
+        real_to_numpy, real_from_host = dataforms.to_numpy, dataforms._from_host
+
+        def to_numpy_spy(array):
+            if array.ndim and array.shape[0] > 1:
+                self.host_copies.append(tuple(array.shape))
+            return real_to_numpy(array)
+
+        def from_host_spy(host, backend, dtype):
+            self.uploads.append(tuple(host.shape))
+            return real_from_host(host, backend, dtype)
+
+        monkeypatch.setattr(dataforms, "to_numpy", to_numpy_spy)
+        monkeypatch.setattr(dataforms, "_from_host", from_host_spy)
+
+
+def test_dataset_of_backend_arrays_is_used_where_it_is(backend, monkeypatch):
+    """Issue 14, class 2: a Dataset of the network's own arrays makes no host round trip (CuPy stays on the GPU)."""
+    inputs, labels = synthetic_problem(30, n_in=6, n_out=3)
+    data = Dataset(backend.asarray(inputs), backend.asarray(labels))
+    transfers = _Transfers(monkeypatch)
+    net = Network(SIZES, backend, seed=0)
+    device = net._device_data(data, "test_data", training=False)
+    assert device.inputs is data.inputs  # resident as given: no copy at all
+    assert net.evaluate(data) == Network(SIZES, seed=0).evaluate((inputs, labels))
+    net.SGD(data, 1, 10, 3.0, test_data=data, quiet=True)
+    assert transfers.host_copies == [] and transfers.uploads == []
+
+
+def test_pairs_of_backend_arrays_are_stacked_on_the_device(backend, monkeypatch):
+    """Issue 14, class 1: the book's pairs made of backend arrays (one-hot or 0-d labels) are stacked there."""
+    inputs, labels = synthetic_problem(30, n_in=6, n_out=3)
+    columns = [backend.asarray(row.reshape(6, 1).copy()) for row in inputs]
+    one_hot = [backend.asarray(column.reshape(3, 1).copy()) for column in np.eye(3)[labels]]
+    zero_d = [backend.asarray(np.asarray(label)) for label in labels]
+    reference = Network(SIZES, seed=0)
+    reference.SGD(nielsen_pairs_of(inputs, labels), 1, 10, 3.0, quiet=True)
+    transfers = _Transfers(monkeypatch)
+    net = Network(SIZES, backend, seed=0)
+    net.SGD(list(zip(columns, one_hot)), 1, 10, 3.0, quiet=True)
+    assert net.evaluate(list(zip(columns, zero_d))) == reference.evaluate((inputs, labels))
+    assert transfers.host_copies == [] and transfers.uploads == []
+    for got, want in zip(net.weights, reference.weights):
+        np.testing.assert_allclose(to_numpy(got), to_numpy(want), rtol=1e-12, atol=1e-12)
+
+
+def nielsen_pairs_of(inputs, labels):
+    return [(row.reshape(6, 1), np.eye(3)[label].reshape(3, 1)) for row, label in zip(inputs, labels)]
+
+
+def test_dataset_of_another_backends_arrays_is_converted_once(monkeypatch):
+    torch = pytest.importorskip("torch")
+    inputs, labels = synthetic_problem(30, n_in=6, n_out=3)
+    data = Dataset(torch.asarray(inputs), torch.asarray(labels))
+    transfers = _Transfers(monkeypatch)
+    net = Network(SIZES, seed=0)  # NumPy: torch tensors are another backend's
+    first = net._device_data(data, "test_data", training=False)
+    assert isinstance(first.inputs, np.ndarray) and len(transfers.uploads) == 2
+    assert net._device_data(data, "test_data", training=False) is first and len(transfers.uploads) == 2
+    assert net.evaluate(data) == net.evaluate((inputs, labels))
+
+
+def test_an_object_carrying_a_dataset_converts_through_it():
+    """What network3's ``load_data_shared`` returns (issue 16): a tuple ``(x, y)`` with a ``.dataset``."""
+    from portable_nn.dataforms import as_dataset
+
+    inputs, labels = synthetic_problem(30, n_in=6, n_out=3)
+
+    class Shared(tuple):
+        pass
+
+    shared = Shared((inputs, labels))
+    shared.dataset = Dataset(inputs, labels)
+    assert as_dataset(shared, "data", 6, "float64") is shared.dataset
+    net = Network(SIZES, seed=0)
+    assert net._device_data(shared, "test_data", training=False) is net._device_data(shared, "d", training=False)
+
+
+# -- issue 17 (class 19) and 18 (point 9): Dataset checks its arguments, and slices like the book's lists ----
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "pattern"),
+    [
+        (([[0.0] * 6], [0]), {}, TypeError, r"Dataset: inputs must be an array .*got list"),
+        ((np.zeros((2, 6)), [0, 1]), {}, TypeError, r"Dataset: labels must be an array .*got list"),
+        ((np.zeros((2, 6), dtype=complex), np.zeros(2)), {}, TypeError, r"Dataset: inputs must be real numbers"),
+        ((np.zeros((2, 6)), np.zeros(2, dtype=bool)), {}, TypeError, r"Dataset: labels must be int labels"),
+        ((np.zeros(6), np.zeros(1)), {}, ValueError, r"Dataset: inputs must have shape \(n, n_in\)"),
+        ((np.zeros((2, 6)), np.zeros(3)), {}, ValueError, r"Dataset: labels must have shape \(2,\)"),
+        ((np.zeros((2, 6), np.uint8), np.zeros(2)), {"divisor": 0}, ValueError, r"divisor must be None or a finite"),
+        ((np.zeros((2, 6), np.uint8), np.zeros(2)), {"divisor": -255}, ValueError, r"divisor must be None or a fin"),
+        ((np.zeros((2, 6), np.uint8), np.zeros(2)), {"divisor": math.nan}, ValueError, r"divisor must be None or a"),
+        ((np.zeros((2, 6), np.uint8), np.zeros(2)), {"divisor": "255"}, TypeError, r"divisor must be None or a"),
+    ],
+    ids=["inputs list", "labels list", "complex", "bool labels", "1-d", "lengths", "div 0", "div -255", "div nan",
+         "div str"],
+)  # fmt: skip
+def test_dataset_checks_its_arguments(args, kwargs, error, pattern):
+    with pytest.raises(error, match=pattern):
+        Dataset(*args, **kwargs)
+
+
+def test_dataset_slices_like_the_books_lists(backend):
+    raw = np.arange(40 * 6, dtype=np.uint8).reshape(40, 6)
+    labels = np.arange(40) % 3
+    data = Dataset(backend.asarray(raw), backend.asarray(labels), divisor=255.0)
+    mask = labels == 1
+    cases = {
+        "[:5]": (data[:5], slice(None, 5)),
+        "[-3:]": (data[-3:], slice(-3, None)),
+        "[30:100]": (data[30:100], slice(30, 100)),
+        "[::3]": (data[::3], slice(None, None, 3)),
+        "[::-1]": (data[::-1], slice(None, None, -1)),
+        "[idx]": (data[np.array([4, 0, 4, 39])], np.array([4, 0, 4, 39])),
+        "[list]": (data[[1, 2]], np.array([1, 2])),
+        "[mask]": (data[mask], mask),
+        "[backend idx]": (data[backend.asarray(np.array([7, 8]))], np.array([7, 8])),
+    }
+    for name, (part, rows) in cases.items():
+        assert isinstance(part, Dataset) and part.divisor == 255.0, name
+        np.testing.assert_array_equal(to_numpy(part.inputs), raw[rows], err_msg=name)
+        np.testing.assert_array_equal(to_numpy(part.labels), labels[rows], err_msg=name)
+        assert len(part) == raw[rows].shape[0], name
+    assert len(data) == 40
+    host = Dataset(raw, labels)
+    assert np.shares_memory(host[:5000].inputs, raw) and np.shares_memory(host[::2].inputs, raw)
+    with pytest.raises(TypeError, match=r"indexed by a slice, an int index array or a boolean mask"):
+        data[3]
+    with pytest.raises(IndexError, match=r"out of range for 40 rows"):
+        data[np.array([40])]
+    with pytest.raises(IndexError, match=r"boolean mask over a Dataset of 40 rows must have shape \(40,\)"):
+        data[np.ones(3, dtype=bool)]
+    net = Network(SIZES, backend, seed=0)
+    assert net.evaluate(data[:20]) == net.evaluate((raw[:20] / 255.0, labels[:20]))

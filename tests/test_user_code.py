@@ -13,7 +13,7 @@ from __future__ import annotations
 import array_api_compat
 import numpy as np
 import pytest
-from helpers import PARITY_TOL, assert_close, assert_on_backend, synthetic_problem
+from helpers import PARITY_TOL, assert_close, assert_on_backend, synthetic_problem, x64_scope
 
 from portable_nn import ModelFileError, load, network2, network3, to_numpy
 from portable_nn.activations import SIGMOID, UserActivation, UserFunctionError
@@ -227,16 +227,17 @@ def test_jax_traces_the_users_delta_into_the_compiled_epoch():
             calls["n"] += 1
             return 0.5 * (a - y)
 
-    net = network2.Network(SIZES, cost=Counting, xp="jax", seed=6)
-    _train(net, epochs=3)
-    traced = calls["n"]
-    ref = network2.Network(SIZES, cost=Counting, seed=6)
-    _train(ref, epochs=3)
-    batches = 3 * -(-len(LABELS) // 10)
-    assert calls["n"] - traced == batches, "NumPy calls the delta once per mini-batch"
-    assert traced <= 4, f"JAX called the delta {traced} times: it was not traced into the compiled epoch"
-    for got, want in zip(net.weights, _host(ref.weights)):
-        assert_close(got, want, net.backend, "float64")
+    with x64_scope("jax", "float64"):  # a float64 JAX network needs the user's opt-in
+        net = network2.Network(SIZES, cost=Counting, xp="jax", seed=6)
+        _train(net, epochs=3)
+        traced = calls["n"]
+        ref = network2.Network(SIZES, cost=Counting, seed=6)
+        _train(ref, epochs=3)
+        batches = 3 * -(-len(LABELS) // 10)
+        assert calls["n"] - traced == batches, "NumPy calls the delta once per mini-batch"
+        assert traced <= 4, f"JAX called the delta {traced} times: it was not traced into the compiled epoch"
+        for got, want in zip(net.weights, _host(ref.weights)):
+            assert_close(got, want, net.backend, "float64")
 
 
 # -- the book's np. code, and failures ------------------------------------------------------------------
@@ -402,8 +403,9 @@ def test_jax_traces_a_network3_user_activation_into_the_compiled_epoch():
     x = np.random.default_rng(1).random((40, 7))
     labels = np.random.default_rng(2).integers(0, 3, size=40)
     layers = [FullyConnectedLayer(7, 5, activation_fn=counted, activation_prime=softsign_prime), SoftmaxLayer(5, 3)]
-    net = network3.Network(layers, 5, xp="jax", dtype="float64", seed=3)
-    net.SGD((x, labels), 3, 5, 0.3, quiet=True)
+    with x64_scope("jax", "float64"):  # a float64 JAX network needs the user's opt-in
+        net = network3.Network(layers, 5, xp="jax", dtype="float64", seed=3)
+        net.SGD((x, labels), 3, 5, 0.3, quiet=True)
     assert 0 < calls["n"] <= 4, f"{calls['n']} calls for 24 mini-batches: not traced into the compiled epoch"
 
 

@@ -169,3 +169,72 @@ def test_bad_evaluate_data(backend):
     net = Network(SIZES, backend, seed=0)
     with pytest.raises(ValueError, match=r"test_data: labels must be integers in \[0, 3\); got non-integer"):
         net.evaluate((np.zeros((2, 6)), np.array([0.5, 1.0])))
+
+
+# -- issue 14, class 3: replaced parameters are checked and become the network's own -------------------------
+def test_assigned_parameters_become_the_networks_own(backend):
+    """A float64 NumPy array in a float32 network of any backend: converted, and stays converted after training."""
+    from helpers import assert_on_backend
+
+    net = Network(SIZES, backend, dtype="float32", seed=0)
+    new = np.random.default_rng(1).standard_normal((5, 6))
+    net.weights[0] = new
+    net.biases = [np.zeros((5, 1)), np.ones((3, 1), dtype=np.int64)]
+    for array, shape in zip([*net.weights, *net.biases], [(5, 6), (3, 5), (5, 1), (3, 1)]):
+        assert_on_backend(array, net.backend, shape, "float32")
+    np.testing.assert_array_equal(to_numpy(net.weights[0]), new.astype(np.float32))
+    net.SGD(_data(), 1, 10, 3.0, quiet=True)
+    for array, shape in zip([*net.weights, *net.biases], [(5, 6), (3, 5), (5, 1), (3, 1)]):
+        assert_on_backend(array, net.backend, shape, "float32")
+
+
+def test_a_tensor_that_requires_grad_is_detached():
+    torch = pytest.importorskip("torch")
+    net = Network(SIZES, "torch", seed=0)
+    net.weights[1] = torch.zeros((3, 5), dtype=torch.float64, requires_grad=True)
+    assert not net.weights[1].requires_grad
+    net.SGD(_data(), 1, 10, 3.0, quiet=True)
+    assert not any(p.requires_grad or p.grad_fn is not None for p in [*net.weights, *net.biases])
+
+
+@pytest.mark.parametrize(
+    ("assign", "error", "pattern"),
+    [
+        (lambda net: net.weights.__setitem__(0, np.zeros((6, 5))), ValueError, r"weights\[0\] must have shape \(5, 6"),
+        (lambda net: net.biases.__setitem__(-1, np.full((3, 1), np.inf)), ValueError, r"biases\[1\] holds NaN or inf"),
+        (lambda net: net.weights.__setitem__(1, np.zeros((3, 5), dtype=bool)), TypeError, r"weights\[1\] must be real"),
+        (lambda net: net.weights.__setitem__(1, np.zeros((3, 5), dtype=complex)), TypeError, r"weights\[1\] must b"),
+        (lambda net: setattr(net, "weights", [np.zeros((5, 6))]), ValueError, r"weights must be a list of 2 arrays"),
+        (lambda net: setattr(net, "biases", np.zeros((5, 1))), TypeError, r"biases must be a list of 2 arrays"),
+        (lambda net: net.biases.append(np.zeros((3, 1))), TypeError, r"biases holds one array per layer"),
+    ],
+    ids=["shape", "inf", "bool", "complex", "list length", "not a list", "append"],
+)  # fmt: skip
+def test_bad_parameters_are_refused_and_change_nothing(backend, assign, error, pattern):
+    net = Network(SIZES, backend, seed=0)
+    before = _snapshot(net)
+    with pytest.raises(error, match=pattern):
+        assign(net)
+    _assert_unchanged(net, before)
+
+
+# -- issue 14, class 4 (the input side): other dtypes and strides are converted, the rest refused by name -------
+def test_half_precision_and_negative_stride_inputs_are_converted():
+    torch = pytest.importorskip("torch")
+    inputs = np.random.default_rng(0).integers(0, 256, size=(6, 9)) / 256.0  # exact in bfloat16
+    reference = Network(SIZES, dtype="float32", seed=0).feedforward(inputs)
+    net = Network(SIZES, "torch", dtype="float32", seed=0)
+    for given in (torch.asarray(inputs, dtype=torch.bfloat16), torch.asarray(inputs, dtype=torch.float16)):
+        np.testing.assert_allclose(to_numpy(net.feedforward(given)), reference, rtol=1e-6)
+    flipped = inputs[:, ::-1].copy()[:, ::-1]  # equal to inputs, negative column stride
+    np.testing.assert_allclose(to_numpy(net.feedforward(flipped)), reference, rtol=1e-6)
+    assert net.evaluate((flipped.T[::-1][::-1], np.zeros(9, dtype=np.int64))) >= 0
+
+
+@pytest.mark.parametrize("dtype", [bool, complex, object, "<U3"])
+def test_inputs_of_unsupported_dtypes_are_refused_by_name(backend, dtype):
+    net = Network(SIZES, backend, seed=0)
+    with pytest.raises(TypeError, match=r"^a must be real numbers \(int or float\); got dtype"):
+        net.feedforward(np.zeros((6, 2)).astype(dtype))
+    with pytest.raises(TypeError, match=r"^x must be real numbers \(int or float\); got dtype"):
+        net.backprop(np.zeros((6, 2)).astype(dtype), np.zeros((3, 2)))

@@ -13,7 +13,7 @@ import argparse
 import time
 import warnings
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from .. import initializers
 from ..dataforms import Dataset
@@ -106,7 +106,7 @@ def build_network(config: RunConfig) -> Network:
     biases, weights = draw(list(config.sizes), rng)
     return Network.from_arrays(
         weights, biases, config.backend, dtype=config.dtype, activation=config.activation, cost=config.network_cost,
-        seed=cast(int, rng),  # make_rng takes the generator itself: the shuffles continue its stream
+        seed=rng,  # make_rng takes the source itself: the shuffles continue its stream
     )  # fmt: skip
 
 

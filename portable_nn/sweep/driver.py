@@ -311,6 +311,8 @@ class SweepDriver:
             config=dict(task.config),
             key=config_key(task.config),
             number=task.trial.number,
+            # the driver's count wins where a worker died before it could record its attempt in the study
+            attempts=max(int(outcome.get("attempts", 1)), task.tries),
             finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             roundtrip_seconds=time.perf_counter() - task.submitted,
         )
