@@ -233,6 +233,9 @@ def read_idx(path: str | os.PathLike[str], ndim: int | None = None, *, max_bytes
             raise IDXFormatError(f"{path}: truncated header ({dims} dimensions need {4 + 4 * dims} bytes)")
         shape = struct.unpack(f">{dims}I", dim_bytes)
         expected = math.prod(shape)  # Python ints: no overflow
+        if expected == 0 and math.prod(max(d, 1) for d in shape) > limit:
+            # no bytes, but a shape NumPy cannot form (0, 10**9, 10**9): nonsense, not a data set
+            raise IDXFormatError(f"{path}: header shape {shape} is empty but its other dimensions exceed the limit")
         if expected > limit:
             raise IDXFormatError(
                 f"{path}: header shape {shape} needs {expected} data bytes, more than the limit of {limit} "

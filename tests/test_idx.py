@@ -330,3 +330,11 @@ def test_a_data_dir_that_is_a_pickle_name_is_not_made_a_directory(tmp_path, offl
     with pytest.raises(FileNotFoundError, match="never downloaded"):
         load_mnist(tmp_path / "mnist_expanded.pkl.gz")
     assert offline == [] and list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_shape_that_numpy_cannot_form_is_an_idx_error(tmp_path):
+    """Found by the header fuzzer: (0, 1158, 1922, 91355, 45362342) holds no bytes but overflows NumPy's shapes."""
+    path = tmp_path / "empty.idx"
+    path.write_bytes(struct.pack(">HBB", 0, 8, 5) + struct.pack(">5I", 0, 1158, 1922, 91355, 45362342))
+    with pytest.raises(IDXFormatError, match="empty but its other dimensions exceed the limit"):
+        read_idx(path)
