@@ -81,7 +81,7 @@ from .layers import (
     sigmoid,
     tanh,
 )
-from .serialization import _ZIP_ERRORS, ModelFileError, _check_size, check_format, npz_headers
+from .serialization import ZIP_ERRORS, ModelFileError, check_file_size, check_format, npz_headers
 from .training import EpochResult, sgd
 from .validation import check_dtype, check_eta, check_int, check_lmbda, max_parameters
 
@@ -548,7 +548,7 @@ def _read_members(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
                     arrays[name] = np.lib.format.read_array(member, allow_pickle=False)
     except ModelFileError:
         raise
-    except _ZIP_ERRORS as exc:
+    except ZIP_ERRORS as exc:
         raise ModelFileError(f"{path}: not a readable network3 .npz model ({type(exc).__name__}: {exc})") from exc
     for name, array in arrays.items():
         if not np.all(np.isfinite(array)):
@@ -603,7 +603,7 @@ def load(
         raise FileNotFoundError(f"model file not found: {path}")
     if not path.is_file():
         raise ModelFileError(f"{path}: not a regular file")
-    _check_size(path)
+    check_file_size(path)
     meta, arrays = _read_members(path)
     layers: list[Layer] = meta["_layers"]
     net = Network.__new__(Network)

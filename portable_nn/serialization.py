@@ -169,7 +169,7 @@ def save(net: DenseNetwork, path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def _check_size(path: Path) -> None:
+def check_file_size(path: Path) -> None:
     size = path.stat().st_size
     limit = limits.MODEL_BYTES.value()
     if size > limit:
@@ -282,14 +282,14 @@ def _npz_members(path: Path) -> dict[str, np.ndarray]:
                     arrays[info.filename[: -len(".npy")]] = np.lib.format.read_array(member, allow_pickle=False)
     except ModelFileError:
         raise
-    except _ZIP_ERRORS as exc:
+    except ZIP_ERRORS as exc:
         raise ModelFileError(f"{path}: not a readable .npz model ({type(exc).__name__}: {exc})") from exc
     return arrays
 
 
 _LAYER_MEMBER = re.compile(r"(weights|biases)_(0|[1-9][0-9]{0,5})")
 #: What reading a damaged zip archive raises (zipfile and the decompressors it uses).
-_ZIP_ERRORS = (
+ZIP_ERRORS = (
     OSError,
     ValueError,
     EOFError,
@@ -456,7 +456,7 @@ def read_model(path: str | os.PathLike[str]) -> tuple[list[int], list[np.ndarray
         raise FileNotFoundError(f"model file not found: {path}")
     if not path.is_file():
         raise ModelFileError(f"{path}: not a regular file")
-    _check_size(path)
+    check_file_size(path)
     weights, biases, meta = _read_npz(path) if fmt == ".npz" else _read_json(path)
     for i, array in enumerate([*weights, *biases]):
         if array.dtype.kind == "f" and array.dtype.itemsize < 4:
@@ -483,7 +483,7 @@ def read_model(path: str | os.PathLike[str]) -> tuple[list[int], list[np.ndarray
     return sizes, weights, biases, {"cost": cost, "activation": activation}
 
 
-def _is_network3_file(path: Path) -> bool:
+def is_network3_file(path: Path) -> bool:
     """An ``.npz`` written by ``network3.Network.save`` (its members are ``layer{i}_w``/``layer{i}_b``)."""
     if path.suffix.lower() != ".npz" or not path.is_file():
         return False
@@ -492,35 +492,3 @@ def _is_network3_file(path: Path) -> bool:
             return "layer0_w.npy" in archive.namelist()
     except (OSError, zipfile.BadZipFile):
         return False  # read_model reports what is wrong with the file
-
-
-def load(
-    path: str | os.PathLike[str],
-    xp: Any = "numpy",
-    *,
-    dtype: str | None = None,
-    device: Any = None,
-    network_class: type[DenseNetwork] | None = None,
-) -> Any:
-    """Load a model saved by :func:`save` (or by the book's ``network2``) onto any backend.
-
-    Returns a chapter-1 :class:`portable_nn.network.Network` for a sigmoid
-    network with the quadratic cost, a :class:`portable_nn.network2.Network`
-    (keeping its cost and activation) for other fully connected ones, and a
-    :class:`portable_nn.network3.Network` for a file ``network3`` saved;
-    ``network_class`` forces one of the first two.
-    ``dtype`` defaults to the file's (float64 for JSON).
-    """
-    from . import network, network2
-
-    if network_class is None and _is_network3_file(Path(path)):
-        from . import network3
-
-        return network3.load(path, xp, dtype=dtype, device=device)
-    _, weights, biases, meta = read_model(path)
-    chapter1 = meta["cost"] == QuadraticCost.name and meta["activation"] == "sigmoid"
-    cls = network_class or (network.Network if chapter1 else network2.Network)
-    options = {} if cls is network.Network else {"cost": meta["cost"], "activation": meta["activation"]}
-    if cls is network.Network and not chapter1:
-        raise ModelFileError(f"{path}: a {meta['cost']}/{meta['activation']} model needs network2.load")
-    return cls.from_arrays(weights, biases, xp, dtype=dtype, device=device, **options)
