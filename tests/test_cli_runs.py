@@ -89,3 +89,51 @@ def test_the_top_level_help_is_written_for_a_terminal_and_lists_sweep(work):
     for command in ("train", "evaluate", "predict", "plot", "sweep"):
         assert re.search(rf"^\s+{command}\s+\w", proc.stdout, re.MULTILINE), proc.stdout
     assert "sweep" in proc.stdout.split("positional arguments")[0], "the description leaves out sweep"
+
+
+# -- one vocabulary (point 5) --------------------------------------------------------------------------------
+def test_train_and_sweep_draw_their_defaults_and_values_from_one_place():
+    """``train``'s RunConfig is chapter 1's run, a sweep's unswept options chapter 3's; both name inits alike."""
+    from portable_nn.cli.config import DEFAULTS as TRAIN
+    from portable_nn.runconfig import CHAPTER1, CHAPTER3, INITS
+    from portable_nn.sweep.space import CHOICES, DEFAULTS as SWEEP
+
+    assert INITS == ("large", "scaled") and CHOICES["init"] == INITS
+    assert {name: getattr(TRAIN, name) for name in CHAPTER1} == CHAPTER1
+    sweep_names = {"cost": "cost", "init": "init", "eta": "eta", "lmbda": "lmbda", "mu": "momentum", "batch": "batch_size"}
+    assert {name: SWEEP[name] for name in sweep_names} == {s: CHAPTER3[t] for s, t in sweep_names.items()}
+    assert SWEEP["init"] == "scaled" and TRAIN.init == "large"
+
+
+def test_sweep_takes_trains_names_and_the_old_init_spelling_with_a_note():
+    from portable_nn.sweep.space import parse_param, valid_value
+
+    assert parse_param("momentum=0.1,0.5").name == "mu"
+    assert parse_param("batch-size=10").name == "batch"
+    with pytest.warns(FutureWarning, match=r"^init=default is now spelled init=scaled"):
+        spec = parse_param("init=default,large")
+    assert spec.choices == ("scaled", "large")
+    assert valid_value("init", "default")  # a trials.jsonl written before the rename still reads
+
+
+def test_train_accepts_the_old_init_spelling_with_a_one_line_note(work, mnist_dir):
+    args = ["train", "--data-dir", str(mnist_dir), "--train-size", "100", "--test-size", "20", "--epochs", "1"]
+    proc = cli(*args, "--init", "default", "--seed", "0", "--history", "h.json", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "--init default is now spelled --init scaled" in proc.stderr
+    from portable_nn.history import read_history_settings
+
+    assert read_history_settings(work / "h.json")["init"] == "scaled"
+
+
+def test_sweep_notes_the_old_init_spelling_in_one_line(work, mnist_dir):
+    proc = cli(
+        "sweep", "--param", "init=default", "--data-dir", str(mnist_dir), "--no-download", "--out", "s",
+        "--train-size", "100", "--validation-size", "50", "--test-size", "50", "--param", "epochs=1",
+        "--workers", "1", "--quiet", cwd=work, timeout=240,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    notes = [line for line in proc.stderr.splitlines() if "note:" in line]
+    assert notes == ["portable-nn sweep: note: init=default is now spelled init=scaled (the old name still works)"]
+    record = json.loads((work / "s" / "trials.jsonl").read_text().splitlines()[0])
+    assert record["config"]["init"] == "scaled"
