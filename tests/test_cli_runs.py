@@ -137,3 +137,66 @@ def test_sweep_notes_the_old_init_spelling_in_one_line(work, mnist_dir):
     assert notes == ["portable-nn sweep: note: init=default is now spelled init=scaled (the old name still works)"]
     record = json.loads((work / "s" / "trials.jsonl").read_text().splitlines()[0])
     assert record["config"]["init"] == "scaled"
+    assert [row["epoch"] for row in record["history"]] == [1] and record["best_epoch"] == 1  # point 5: from 1
+
+
+# -- epochs numbered from 1 (point 5) ------------------------------------------------------------------------
+def test_a_trials_file_written_with_epochs_from_0_reads_numbered_from_1():
+    """The stated rule: a history starting at epoch 0 is an old record, renumbered on reading."""
+    from helpers import sweep_record
+
+    from portable_nn.sweep.schema import check_record
+
+    new = sweep_record(epochs=3)
+    assert [row["epoch"] for row in check_record(new)["history"]] == [1, 2, 3]
+    old = {**new, "history": [{**row, "epoch": row["epoch"] - 1} for row in new["history"]], "best_epoch": 2}
+    read = check_record(old)
+    assert [row["epoch"] for row in read["history"]] == [1, 2, 3] and read["best_epoch"] == 3
+
+
+def test_the_divergence_warning_numbers_epochs_as_the_epoch_lines_do(work, mnist_dir):
+    args = ["train", "--data-dir", str(mnist_dir), "--train-size", "200", "--test-size", "50", "--seed", "0"]
+    proc = cli(*args, "--epochs", "2", "--eta", "1e6", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    assert "epoch 1/2:" in proc.stdout and "training diverged in epoch 1:" in proc.stderr, proc.stderr
+
+
+# -- a missing data directory is never created (point 2) -------------------------------------------------------
+def _offline(work):
+    """The environment of :func:`cli` with every HTTPS request sent to a closed local port (fails at once)."""
+    from test_cli_hardening import _env
+
+    return _env(XDG_CACHE_HOME=str(work.parent / "cache"), https_proxy="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9")
+
+
+TRAIN_TINY = ("train", "--epochs", "1", "--train-size", "100", "--test-size", "20")
+
+
+@pytest.mark.parametrize("command", [("evaluate", "--model", "m.npz"), TRAIN_TINY], ids=["evaluate", "train"])
+@pytest.mark.parametrize("how", ["--data-dir", "PORTABLE_NN_DATA"])
+def test_a_missing_data_dir_is_refused_and_never_created(work, command, how):
+    old_model(work / "m.npz")
+    env = _offline(work)
+    if how == "--data-dir":
+        proc = cli(*command, "--data-dir", "../nothere/x", cwd=work, env=env)
+    else:
+        proc = cli(*command, cwd=work, env={**env, "PORTABLE_NN_DATA": "../nothere/x"})
+    line = assert_error(proc, 2, "../nothere/x does not exist", "--download")
+    assert line.startswith(f"portable-nn {command[0]}: error: {how if how[0] == '-' else '$' + how} ")
+    assert not (work.parent / "nothere").exists() and not (work.parent / "cache").exists()
+
+
+@pytest.mark.parametrize("command", [("evaluate", "--model", "m.npz"), TRAIN_TINY], ids=["evaluate", "train"])
+@pytest.mark.parametrize("where", [("--data-dir", "../nothere/x", "--download"), ()], ids=["--download", "cache"])
+def test_an_offline_download_leaves_no_directory_behind(work, command, where):
+    """``--download`` (or the default cache) creates the directory for the download and removes it when it fails."""
+    old_model(work / "m.npz")
+    proc = cli(*command, *where, cwd=work, env=_offline(work))
+    assert_error(proc, 1, "download")
+    assert not (work.parent / "nothere").exists() and not (work.parent / "cache").exists()
+    assert sorted(p.name for p in work.iterdir()) == ["m.npz"]
+
+
+def test_download_with_an_existing_data_dir_reads_it(work, mnist_dir):
+    proc = cli(*TRAIN_TINY, "--data-dir", str(mnist_dir), "--download", "--quiet", cwd=work)
+    assert proc.returncode == 0, proc.stderr

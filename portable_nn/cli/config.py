@@ -62,6 +62,8 @@ class RunConfig:
     dtype: str = _BOOK['dtype']
     data_dir: Path | None = None
     download: bool = True
+    #: ``--download``: a missing ``--data-dir`` / ``$PORTABLE_NN_DATA`` may be created (never otherwise).
+    create_data_dir: bool = False
     save: Path | None = None
     history: Path | None = None
     plot: Path | None = None

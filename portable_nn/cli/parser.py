@@ -108,9 +108,15 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
         "--data-dir",
         type=Path,
         default=None,
-        help=f"directory of the four MNIST IDX files (default: ${DATA_ENV}, then ~/.cache/portable_nn/mnist)",
+        help=f"directory of the MNIST IDX files (default: ${DATA_ENV}, then ~/.cache/portable_nn/mnist); "
+        "a missing one is an error unless --download",
     )
-    parser.add_argument("--no-download", action="store_true", help="fail instead of downloading missing files")
+    fetch = parser.add_mutually_exclusive_group()
+    fetch.add_argument("--no-download", action="store_true", help="fail instead of downloading missing files")
+    fetch.add_argument(
+        "--download", dest="create_data_dir", action="store_true",
+        help="create a missing --data-dir / $PORTABLE_NN_DATA and download MNIST into it",
+    )  # fmt: skip
 
 
 def _add_backend_options(parser: argparse.ArgumentParser, dtype_default: str) -> None:
