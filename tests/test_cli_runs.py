@@ -96,11 +96,19 @@ def test_train_and_sweep_draw_their_defaults_and_values_from_one_place():
     """``train``'s RunConfig is chapter 1's run, a sweep's unswept options chapter 3's; both name inits alike."""
     from portable_nn.cli.config import DEFAULTS as TRAIN
     from portable_nn.runconfig import CHAPTER1, CHAPTER3, INITS
-    from portable_nn.sweep.space import CHOICES, DEFAULTS as SWEEP
+    from portable_nn.sweep.space import CHOICES
+    from portable_nn.sweep.space import DEFAULTS as SWEEP
 
     assert INITS == ("large", "scaled") and CHOICES["init"] == INITS
     assert {name: getattr(TRAIN, name) for name in CHAPTER1} == CHAPTER1
-    sweep_names = {"cost": "cost", "init": "init", "eta": "eta", "lmbda": "lmbda", "mu": "momentum", "batch": "batch_size"}
+    sweep_names = {
+        "cost": "cost",
+        "init": "init",
+        "eta": "eta",
+        "lmbda": "lmbda",
+        "mu": "momentum",
+        "batch": "batch_size",
+    }
     assert {name: SWEEP[name] for name in sweep_names} == {s: CHAPTER3[t] for s, t in sweep_names.items()}
     assert SWEEP["init"] == "scaled" and TRAIN.init == "large"
 
@@ -166,7 +174,9 @@ def _offline(work):
     """The environment of :func:`cli` with every HTTPS request sent to a closed local port (fails at once)."""
     from test_cli_hardening import _env
 
-    return _env(XDG_CACHE_HOME=str(work.parent / "cache"), https_proxy="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9")
+    return _env(
+        XDG_CACHE_HOME=str(work.parent / "cache"), https_proxy="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9"
+    )
 
 
 TRAIN_TINY = ("train", "--epochs", "1", "--train-size", "100", "--test-size", "20")

@@ -34,13 +34,13 @@ EXPANDED_TRAIN = 250_000
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Every setting of one ``portable-nn train`` run (defaults: the book's chapter-1 run, :data:`portable_nn.runconfig.CHAPTER1`)."""
+    """Every setting of one ``portable-nn train`` run (defaults: chapter 1's run, ``runconfig.CHAPTER1``)."""
 
-    sizes: tuple[int, ...] = _BOOK['sizes']
-    epochs: int = _BOOK['epochs']
-    batch_size: int = _BOOK['batch_size']
-    eta: float = _BOOK['eta']
-    lmbda: float = _BOOK['lmbda']
+    sizes: tuple[int, ...] = _BOOK["sizes"]
+    epochs: int = _BOOK["epochs"]
+    batch_size: int = _BOOK["batch_size"]
+    eta: float = _BOOK["eta"]
+    lmbda: float = _BOOK["lmbda"]
     seed: int | None = None
     #: ``None``: the default for the data (50,000, or 250,000 for expanded presets; fewer if the data has fewer).
     train_size: int | None = None
@@ -48,18 +48,18 @@ class RunConfig:
     #: Whether ``--test-size`` was given (then more than the data has is an error, not a clamp).
     test_size_given: bool = False
     eval_data: str = "test"
-    cost: str = _BOOK['cost']
+    cost: str = _BOOK["cost"]
     output: str = "sigmoid"
-    activation: str = _BOOK['activation']
-    init: str = _BOOK['init']
+    activation: str = _BOOK["activation"]
+    init: str = _BOOK["init"]
     regularization: str = "l2"
-    momentum: float = _BOOK['momentum']
+    momentum: float = _BOOK["momentum"]
     early_stopping: int = 0
     schedule: int = 0
     monitor: tuple[str, ...] = ()
     preset: str | None = None
-    backend: str = _BOOK['backend']
-    dtype: str = _BOOK['dtype']
+    backend: str = _BOOK["backend"]
+    dtype: str = _BOOK["dtype"]
     data_dir: Path | None = None
     download: bool = True
     #: ``--download``: a missing ``--data-dir`` / ``$PORTABLE_NN_DATA`` may be created (never otherwise).
