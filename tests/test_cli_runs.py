@@ -210,3 +210,26 @@ def test_an_offline_download_leaves_no_directory_behind(work, command, where):
 def test_download_with_an_existing_data_dir_reads_it(work, mnist_dir):
     proc = cli(*TRAIN_TINY, "--data-dir", str(mnist_dir), "--download", "--quiet", cwd=work)
     assert proc.returncode == 0, proc.stderr
+
+
+# -- readable heat-map labels (point 9) ------------------------------------------------------------------------
+def test_heat_map_labels_are_black_on_light_cells_and_white_on_dark_ones():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from helpers import sweep_record
+
+    from portable_nn.sweep.plot import _heat_map, label_colour
+
+    assert label_colour((0.993, 0.906, 0.144, 1.0)) == "black"  # viridis's yellow
+    assert label_colour((0.267, 0.005, 0.329, 1.0)) == "white"  # viridis's purple
+    records = [sweep_record(eta=eta, lmbda=lmbda) for eta in (0.1, 3.0) for lmbda in (0.0, 5.0)]
+    values = {(0.1, 0.0): 0.1, (0.1, 5.0): 0.2, (3.0, 0.0): 0.8, (3.0, 5.0): 0.9}
+    fig, ax = plt.subplots()
+    try:
+        _heat_map(ax, ["eta", "lmbda"], records, lambda r: values[r["config"]["eta"], r["config"]["lmbda"]])
+        colours = {text.get_text(): text.get_color() for text in ax.texts}
+    finally:
+        plt.close(fig)
+    assert colours == {"0.10": "white", "0.20": "white", "0.80": "black", "0.90": "black"}
