@@ -154,13 +154,11 @@ def data_directory(data_dir: Path | None, *, download: bool, create: bool) -> It
     naming the path.  The default cache is created for a download.  When
     loading fails (offline, say), every directory created for it that is still
     empty is removed again, so nothing is left behind.  A path naming a file is
-    refused before anything is created.
+    left to the loader, which refuses it before anything is created.
     """
     directory = resolve_data_dir(data_dir)
     source = "--data-dir" if data_dir is not None else f"${DATA_ENV}" if os.environ.get(DATA_ENV) else None
-    if directory.exists() and not directory.is_dir():
-        raise CommandError(f"{directory} is not a directory: {source or 'the MNIST cache'} must name a directory", 2)
-    if directory.exists() or not download:
+    if directory.exists() or not download:  # a file there: the loader's NotADirectoryError says so
         yield directory
         return
     if source is not None and not create:
