@@ -44,6 +44,11 @@ class EpochResult:
     step, synchronised with the device), evaluation excluded.  ``correct`` and
     ``n_test`` count the evaluation (test) data; the other fields are ``None``
     unless monitored.  ``eta`` is the learning rate the epoch ran with.
+
+    ``epoch`` is the 0-based index of the epoch (the book's ``Epoch 0: ...``
+    lines print it as it is); everything else a user sees numbers epochs from
+    1 (``epoch + 1``): the CLI's ``epoch 1/30`` lines, history files, a
+    sweep's ``trials.jsonl`` and tables, the divergence warning.
     """
 
     epoch: int
@@ -219,9 +224,12 @@ class _FloatingPointErrors:
 
 
 def _diverged(epoch: int, eta: float, reason: str) -> bool:
-    """Warn (``RuntimeWarning``, at the caller of ``SGD``) that training diverged; returns True."""
+    """Warn (``RuntimeWarning``, at the caller of ``SGD``) that training diverged; returns True.
+
+    ``epoch`` is the 0-based index; the message numbers epochs from 1, as every line a user sees.
+    """
     warnings.warn(
-        f"training diverged in epoch {epoch}: {reason}; lower eta (now {eta:g})", RuntimeWarning, stacklevel=4
+        f"training diverged in epoch {epoch + 1}: {reason}; lower eta (now {eta:g})", RuntimeWarning, stacklevel=4
     )
     return True
 

@@ -312,7 +312,8 @@ def sweep_record(state: str = "complete", epochs: int = 2, **params: Any) -> dic
 
     config = trial_config({"epochs": epochs, **params}, seed=0, train_size=500, validation_size=200, data="0" * 64)
     history = [
-        {"epoch": e, "correct": 100 + e, "n": 200, "accuracy": (100 + e) / 200, "seconds": 0.1} for e in range(epochs)
+        {"epoch": e + 1, "correct": 100 + e, "n": 200, "accuracy": (100 + e) / 200, "seconds": 0.1}
+        for e in range(epochs)  # numbered from 1
     ]
     last = history[-1]["accuracy"]
     return {
@@ -322,7 +323,7 @@ def sweep_record(state: str = "complete", epochs: int = 2, **params: Any) -> dic
         "state": state,
         "history": history,
         "best_accuracy": last,
-        "best_epoch": epochs - 1,
+        "best_epoch": epochs,
         "final_accuracy": last,
         "seconds": 0.2,
         "worker": "tcp://127.0.0.1:1",

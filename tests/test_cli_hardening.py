@@ -621,7 +621,7 @@ def test_divergence_is_reported(mnist_dir, work, dtype, eta):
         "--save", "m.npz", cwd=work,
     )  # fmt: skip
     assert "Traceback" not in proc.stderr
-    assert re.search(r"portable-nn train: warning: training diverged in epoch 0: .*lower eta.*\(--eta\)", proc.stderr)
+    assert re.search(r"portable-nn train: warning: training diverged in epoch 1: .*lower eta.*\(--eta\)", proc.stderr)
     if proc.returncode == 0:
         net = load(work / "m.npz")
         assert all(np.all(np.isfinite(np.asarray(w))) for w in net.weights)

@@ -89,3 +89,147 @@ def test_the_top_level_help_is_written_for_a_terminal_and_lists_sweep(work):
     for command in ("train", "evaluate", "predict", "plot", "sweep"):
         assert re.search(rf"^\s+{command}\s+\w", proc.stdout, re.MULTILINE), proc.stdout
     assert "sweep" in proc.stdout.split("positional arguments")[0], "the description leaves out sweep"
+
+
+# -- one vocabulary (point 5) --------------------------------------------------------------------------------
+def test_train_and_sweep_draw_their_defaults_and_values_from_one_place():
+    """``train``'s RunConfig is chapter 1's run, a sweep's unswept options chapter 3's; both name inits alike."""
+    from portable_nn.cli.config import DEFAULTS as TRAIN
+    from portable_nn.runconfig import CHAPTER1, CHAPTER3, INITS
+    from portable_nn.sweep.space import CHOICES
+    from portable_nn.sweep.space import DEFAULTS as SWEEP
+
+    assert INITS == ("large", "scaled") and CHOICES["init"] == INITS
+    assert {name: getattr(TRAIN, name) for name in CHAPTER1} == CHAPTER1
+    sweep_names = {
+        "cost": "cost",
+        "init": "init",
+        "eta": "eta",
+        "lmbda": "lmbda",
+        "mu": "momentum",
+        "batch": "batch_size",
+    }
+    assert {name: SWEEP[name] for name in sweep_names} == {s: CHAPTER3[t] for s, t in sweep_names.items()}
+    assert SWEEP["init"] == "scaled" and TRAIN.init == "large"
+
+
+def test_sweep_takes_trains_names_and_the_old_init_spelling_with_a_note():
+    from portable_nn.sweep.space import parse_param, valid_value
+
+    assert parse_param("momentum=0.1,0.5").name == "mu"
+    assert parse_param("batch-size=10").name == "batch"
+    with pytest.warns(FutureWarning, match=r"^init=default is now spelled init=scaled"):
+        spec = parse_param("init=default,large")
+    assert spec.choices == ("scaled", "large")
+    assert valid_value("init", "default")  # a trials.jsonl written before the rename still reads
+
+
+def test_train_accepts_the_old_init_spelling_with_a_one_line_note(work, mnist_dir):
+    args = ["train", "--data-dir", str(mnist_dir), "--train-size", "100", "--test-size", "20", "--epochs", "1"]
+    proc = cli(*args, "--init", "default", "--seed", "0", "--history", "h.json", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "--init default is now spelled --init scaled" in proc.stderr
+    from portable_nn.history import read_history_settings
+
+    assert read_history_settings(work / "h.json")["init"] == "scaled"
+
+
+def test_sweep_notes_the_old_init_spelling_in_one_line(work, mnist_dir):
+    proc = cli(
+        "sweep", "--param", "init=default", "--data-dir", str(mnist_dir), "--no-download", "--out", "s",
+        "--train-size", "100", "--validation-size", "50", "--test-size", "50", "--param", "epochs=1",
+        "--workers", "1", "--quiet", cwd=work, timeout=240,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    notes = [line for line in proc.stderr.splitlines() if "note:" in line]
+    assert notes == ["portable-nn sweep: note: init=default is now spelled init=scaled (the old name still works)"]
+    record = json.loads((work / "s" / "trials.jsonl").read_text().splitlines()[0])
+    assert record["config"]["init"] == "scaled"
+    assert [row["epoch"] for row in record["history"]] == [1] and record["best_epoch"] == 1  # point 5: from 1
+
+
+# -- epochs numbered from 1 (point 5) ------------------------------------------------------------------------
+def test_a_trials_file_written_with_epochs_from_0_reads_numbered_from_1():
+    """The stated rule: a history starting at epoch 0 is an old record, renumbered on reading."""
+    from helpers import sweep_record
+
+    from portable_nn.sweep.schema import check_record
+
+    new = sweep_record(epochs=3)
+    assert [row["epoch"] for row in check_record(new)["history"]] == [1, 2, 3]
+    old = {**new, "history": [{**row, "epoch": row["epoch"] - 1} for row in new["history"]], "best_epoch": 2}
+    read = check_record(old)
+    assert [row["epoch"] for row in read["history"]] == [1, 2, 3] and read["best_epoch"] == 3
+
+
+def test_the_divergence_warning_numbers_epochs_as_the_epoch_lines_do(work, mnist_dir):
+    args = ["train", "--data-dir", str(mnist_dir), "--train-size", "200", "--test-size", "50", "--seed", "0"]
+    proc = cli(*args, "--epochs", "2", "--eta", "1e6", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    assert "epoch 1/2:" in proc.stdout and "training diverged in epoch 1:" in proc.stderr, proc.stderr
+
+
+# -- a missing data directory is never created (point 2) -------------------------------------------------------
+def _offline(work):
+    """The environment of :func:`cli` with every HTTPS request sent to a closed local port (fails at once)."""
+    from test_cli_hardening import _env
+
+    return _env(
+        XDG_CACHE_HOME=str(work.parent / "cache"), https_proxy="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9"
+    )
+
+
+TRAIN_TINY = ("train", "--epochs", "1", "--train-size", "100", "--test-size", "20")
+
+
+@pytest.mark.parametrize("command", [("evaluate", "--model", "m.npz"), TRAIN_TINY], ids=["evaluate", "train"])
+@pytest.mark.parametrize("how", ["--data-dir", "PORTABLE_NN_DATA"])
+def test_a_missing_data_dir_is_refused_and_never_created(work, command, how):
+    old_model(work / "m.npz")
+    env = _offline(work)
+    if how == "--data-dir":
+        proc = cli(*command, "--data-dir", "../nothere/x", cwd=work, env=env)
+    else:
+        proc = cli(*command, cwd=work, env={**env, "PORTABLE_NN_DATA": "../nothere/x"})
+    line = assert_error(proc, 2, "../nothere/x does not exist", "--download")
+    assert line.startswith(f"portable-nn {command[0]}: error: {how if how[0] == '-' else '$' + how} ")
+    assert not (work.parent / "nothere").exists() and not (work.parent / "cache").exists()
+
+
+@pytest.mark.parametrize("command", [("evaluate", "--model", "m.npz"), TRAIN_TINY], ids=["evaluate", "train"])
+@pytest.mark.parametrize("where", [("--data-dir", "../nothere/x", "--download"), ()], ids=["--download", "cache"])
+def test_an_offline_download_leaves_no_directory_behind(work, command, where):
+    """``--download`` (or the default cache) creates the directory for the download and removes it when it fails."""
+    old_model(work / "m.npz")
+    proc = cli(*command, *where, cwd=work, env=_offline(work))
+    assert_error(proc, 1, "download")
+    assert not (work.parent / "nothere").exists() and not (work.parent / "cache").exists()
+    assert sorted(p.name for p in work.iterdir()) == ["m.npz"]
+
+
+def test_download_with_an_existing_data_dir_reads_it(work, mnist_dir):
+    proc = cli(*TRAIN_TINY, "--data-dir", str(mnist_dir), "--download", "--quiet", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+
+
+# -- readable heat-map labels (point 9) ------------------------------------------------------------------------
+def test_heat_map_labels_are_black_on_light_cells_and_white_on_dark_ones():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from helpers import sweep_record
+
+    from portable_nn.sweep.plot import _heat_map, label_colour
+
+    assert label_colour((0.993, 0.906, 0.144, 1.0)) == "black"  # viridis's yellow
+    assert label_colour((0.267, 0.005, 0.329, 1.0)) == "white"  # viridis's purple
+    records = [sweep_record(eta=eta, lmbda=lmbda) for eta in (0.1, 3.0) for lmbda in (0.0, 5.0)]
+    values = {(0.1, 0.0): 0.1, (0.1, 5.0): 0.2, (3.0, 0.0): 0.8, (3.0, 5.0): 0.9}
+    fig, ax = plt.subplots()
+    try:
+        _heat_map(ax, ["eta", "lmbda"], records, lambda r: values[r["config"]["eta"], r["config"]["lmbda"]])
+        colours = {text.get_text(): text.get_color() for text in ax.texts}
+    finally:
+        plt.close(fig)
+    assert colours == {"0.10": "white", "0.20": "white", "0.80": "black", "0.90": "black"}

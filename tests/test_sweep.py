@@ -216,7 +216,7 @@ def test_failing_trial_is_recorded_and_the_sweep_goes_on(mnist_dir, tmp_path):
     assert sorted(states) == [0.5, 1e6, 1e300]
     for eta in (1e300, 1e6):
         assert states[eta]["state"] == "failed"
-        assert "training diverged in epoch 0" in states[eta]["error"]
+        assert "training diverged in epoch 1" in states[eta]["error"]
     assert states[0.5]["state"] == "complete" and len(states[0.5]["history"]) == 2
     assert result.best["params"]["eta"] == 0.5 and result.test["n_test"] == 200
 

@@ -168,7 +168,7 @@ def test_numpy_overflow_warnings_become_one_divergence_warning(chapter):
         net.SGD(data, 2, 10, 1e38, quiet=True, **kwargs)
     messages = [(w.category.__name__, str(w.message), w.filename) for w in got]
     assert len(got) == 1, messages
-    assert got[0].category is RuntimeWarning and str(got[0].message).startswith("training diverged in epoch 0")
+    assert got[0].category is RuntimeWarning and str(got[0].message).startswith("training diverged in epoch 1")
     assert "lower eta (now 1e+38)" in str(got[0].message) and got[0].filename == __file__, messages
 
 

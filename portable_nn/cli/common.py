@@ -10,9 +10,12 @@ command goes on to write its files and exit with its own status.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TextIO
 
 from ..atomic import OutputPathError
@@ -21,6 +24,7 @@ from ..download import DownloadError
 from ..errors import OptionalDependencyError
 from ..history import HistoryFileError
 from ..idx import IDXFormatError
+from ..mnist import DATA_ENV, resolve_data_dir
 from ..serialization import ModelFileError
 
 #: Exceptions that mean "the user's input or environment is wrong", not "the program is wrong":
@@ -139,3 +143,35 @@ def describe(exc: BaseException) -> str:
         if hint is not None and hint not in text:
             text = f"{text} ({hint})"
     return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+@contextlib.contextmanager
+def data_directory(data_dir: Path | None, *, download: bool, create: bool) -> Iterator[Path]:
+    """The MNIST directory a command reads, with the rule for creating it; yields the resolved path.
+
+    A missing ``--data-dir`` (or ``$PORTABLE_NN_DATA``) is never created
+    unless ``create`` (``--download``) says so: it is a :class:`CommandError`
+    naming the path.  The default cache is created for a download.  When
+    loading fails (offline, say), every directory created for it that is still
+    empty is removed again, so nothing is left behind.  A path naming a file is
+    left to the loader, which refuses it before anything is created.
+    """
+    directory = resolve_data_dir(data_dir)
+    source = "--data-dir" if data_dir is not None else f"${DATA_ENV}" if os.environ.get(DATA_ENV) else None
+    if directory.exists() or not download:  # a file there: the loader's NotADirectoryError says so
+        yield directory
+        return
+    if source is not None and not create:
+        raise CommandError(
+            f"{source} {directory} does not exist; point it at a directory of MNIST files, "
+            "or add --download to create it and download MNIST into it",
+            2,
+        )
+    created = [directory, *(p for p in directory.parents if not p.exists())]
+    try:
+        yield directory
+    except BaseException:
+        for path in created:  # deepest first
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise

@@ -20,6 +20,7 @@ from pathlib import Path
 from .. import limits
 from ..layers import Layer
 from ..network3 import PRESETS, NetworkSpec
+from ..runconfig import CHAPTER1 as _BOOK
 from ..validation import max_parameters
 from .common import CommandError
 
@@ -33,13 +34,13 @@ EXPANDED_TRAIN = 250_000
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Every setting of one ``portable-nn train`` run (defaults: the book's chapter-1 run)."""
+    """Every setting of one ``portable-nn train`` run (defaults: chapter 1's run, ``runconfig.CHAPTER1``)."""
 
-    sizes: tuple[int, ...] = (784, 30, 10)
-    epochs: int = 30
-    batch_size: int = 10
-    eta: float = 3.0
-    lmbda: float = 0.0
+    sizes: tuple[int, ...] = _BOOK["sizes"]
+    epochs: int = _BOOK["epochs"]
+    batch_size: int = _BOOK["batch_size"]
+    eta: float = _BOOK["eta"]
+    lmbda: float = _BOOK["lmbda"]
     seed: int | None = None
     #: ``None``: the default for the data (50,000, or 250,000 for expanded presets; fewer if the data has fewer).
     train_size: int | None = None
@@ -47,20 +48,22 @@ class RunConfig:
     #: Whether ``--test-size`` was given (then more than the data has is an error, not a clamp).
     test_size_given: bool = False
     eval_data: str = "test"
-    cost: str = "quadratic"
+    cost: str = _BOOK["cost"]
     output: str = "sigmoid"
-    activation: str = "sigmoid"
-    init: str = "large"
+    activation: str = _BOOK["activation"]
+    init: str = _BOOK["init"]
     regularization: str = "l2"
-    momentum: float = 0.0
+    momentum: float = _BOOK["momentum"]
     early_stopping: int = 0
     schedule: int = 0
     monitor: tuple[str, ...] = ()
     preset: str | None = None
-    backend: str = "numpy"
-    dtype: str = "float64"
+    backend: str = _BOOK["backend"]
+    dtype: str = _BOOK["dtype"]
     data_dir: Path | None = None
     download: bool = True
+    #: ``--download``: a missing ``--data-dir`` / ``$PORTABLE_NN_DATA`` may be created (never otherwise).
+    create_data_dir: bool = False
     save: Path | None = None
     history: Path | None = None
     plot: Path | None = None

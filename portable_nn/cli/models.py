@@ -24,7 +24,7 @@ from ..idx import IDXFormatError, read_idx
 from ..loading import load
 from ..mnist import DATA_ENV, FILES, existing_file, resolve_data_dir
 from ..network3 import Network as Network3
-from .common import CommandError, say, warn
+from .common import CommandError, data_directory, say, warn
 
 
 def load_for_mnist(path: Path, backend: str, dtype: str | None) -> Any:
@@ -82,7 +82,8 @@ def load_test_set(data_dir: Path | None, download: bool) -> Dataset:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """``portable-nn evaluate``: the model's accuracy on the MNIST test set."""
     net = load_for_mnist(args.model, args.backend, args.dtype)
-    test = load_test_set(args.data_dir, not args.no_download)
+    with data_directory(args.data_dir, download=not args.no_download, create=args.create_data_dir):
+        test = load_test_set(args.data_dir, not args.no_download)
     count = getattr(net, "accuracy", None) or net.evaluate  # network2/network3, or network.Network
     correct = count(test)
     say(f"{correct} / {test.n} ({100 * correct / test.n:.2f}%) {args.model} on {net.backend.describe()}")

@@ -15,8 +15,9 @@ from ..backends import KNOWN_BACKENDS
 from ..costs import COST_ALIASES
 from ..mnist import DATA_ENV
 from ..network3 import PRESETS
+from ..runconfig import ACTIVATIONS, INITS, RENAMED_VALUES, renamed_note
 from ..validation import check_sizes
-from .common import DEBUG_ENV
+from .common import DEBUG_ENV, warn
 from .config import DEFAULTS, MONITORS
 
 #: The top-level help, written for a terminal.
@@ -71,6 +72,19 @@ def _float_in(low: float, high: float, *, low_open: bool, what: str) -> Callable
     return parse
 
 
+def _renamed(option: str) -> Callable[[str], str]:
+    """Today's spelling of a value of ``--OPTION`` (an old one is translated with a one-line note on stderr)."""
+
+    def parse(text: str) -> str:
+        note = renamed_note(option, text)
+        if note is None:
+            return text
+        warn(f"portable-nn: note: --{option} {text} is now spelled --{option} {RENAMED_VALUES[option][text]}")
+        return RENAMED_VALUES[option][text]
+
+    return parse
+
+
 def _monitors(text: str) -> list[str]:
     names = [part.strip() for part in text.split(",") if part.strip()]
     if names == ["all"]:
@@ -94,9 +108,15 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
         "--data-dir",
         type=Path,
         default=None,
-        help=f"directory of the four MNIST IDX files (default: ${DATA_ENV}, then ~/.cache/portable_nn/mnist)",
+        help=f"directory of the MNIST IDX files (default: ${DATA_ENV}, then ~/.cache/portable_nn/mnist); "
+        "a missing one is an error unless --download",
     )
-    parser.add_argument("--no-download", action="store_true", help="fail instead of downloading missing files")
+    fetch = parser.add_mutually_exclusive_group()
+    fetch.add_argument("--no-download", action="store_true", help="fail instead of downloading missing files")
+    fetch.add_argument(
+        "--download", dest="create_data_dir", action="store_true",
+        help="create a missing --data-dir / $PORTABLE_NN_DATA and download MNIST into it",
+    )  # fmt: skip
 
 
 def _add_backend_options(parser: argparse.ArgumentParser, dtype_default: str) -> None:
@@ -118,11 +138,11 @@ def _add_chapter3_options(train: argparse.ArgumentParser) -> None:
         help=f"output layer; softmax uses the log-likelihood cost (default: {d.output})",
     )  # fmt: skip
     ch3.add_argument(
-        "--activation", choices=("sigmoid", "tanh", "relu"), default=d.activation,
+        "--activation", choices=ACTIVATIONS, default=d.activation,
         help=f"hidden neurons (default: {d.activation})",
     )  # fmt: skip
     ch3.add_argument(
-        "--init", choices=("large", "scaled"), default=d.init,
+        "--init", type=_renamed("init"), choices=INITS, default=d.init,
         help=f"weights N(0,1) as in chapter 1 (large) or N(0,1/n_in) (scaled) (default: {d.init})",
     )  # fmt: skip
     ch3.add_argument(

@@ -23,7 +23,7 @@ from ..network2 import Network
 from ..network3 import NetworkSpec, load_expanded_training_data
 from ..serialization import json_problem
 from ..training import EpochResult
-from .common import CommandError, say, warn
+from .common import CommandError, data_directory, say, warn
 from .config import BOOK_TRAIN, EXPANDED_TRAIN, RunConfig, check_network_size, config_from_args
 from .outputs import WriteReport, Writers, check_outputs, check_space, write_outputs
 from .printer import EpochPrinter
@@ -48,9 +48,15 @@ def _take(x: Any, y: Any, n: int | None, what: str, option: str, given: bool, co
     return data
 
 
+def _load_mnist(config: RunConfig) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
+    """MNIST as uint8; a missing ``--data-dir`` is created only with ``--download`` (and removed if loading fails)."""
+    with data_directory(config.data_dir, download=config.download, create=config.create_data_dir):
+        return load_mnist(config.data_dir, download=config.download, dtype="uint8")
+
+
 def training_data(config: RunConfig) -> tuple[Dataset, Dataset]:
     """Training data (the first ``train_size`` of the book's 50,000) and the evaluation set (test or validation)."""
-    (train_x, train_y), (test_x, test_y) = load_mnist(config.data_dir, download=config.download, dtype="uint8")
+    (train_x, train_y), (test_x, test_y) = _load_mnist(config)
     given = config.train_size is not None
     size = config.train_size if given else BOOK_TRAIN
     validation = config.eval_data == "validation"
@@ -68,7 +74,7 @@ def training_data(config: RunConfig) -> tuple[Dataset, Dataset]:
 
 def preset_data(config: RunConfig, spec: NetworkSpec) -> tuple[Dataset, Dataset, Dataset]:
     """Training (the book's 50,000, or the 250,000 expanded), validation (the last 10,000) and test data."""
-    (train_x, train_y), (test_x, test_y) = load_mnist(config.data_dir, download=config.download, dtype="uint8")
+    (train_x, train_y), (test_x, test_y) = _load_mnist(config)
     given = config.train_size is not None
     if spec.expanded:
         if len(train_y) < BOOK_TRAIN:

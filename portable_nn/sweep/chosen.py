@@ -33,7 +33,7 @@ class ChosenTest:
         """The configuration to retrain: the best record's, up to its best epoch for ``best-validation-accuracy``."""
         config = dict(best["config"])
         if self.metric == "best-validation-accuracy" and best.get("best_epoch") is not None:
-            config["epochs"] = int(best["best_epoch"]) + 1
+            config["epochs"] = int(best["best_epoch"])  # numbered from 1: the epochs up to and with the best
         return config
 
     def key(self, best: Mapping[str, Any]) -> str:

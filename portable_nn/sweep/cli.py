@@ -20,6 +20,7 @@ import io
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
@@ -63,7 +64,8 @@ def add_sweep_parser(subparsers: Any) -> None:
         description=(
             "Train one network per setting of the --param options, on Dask workers, choosing settings by "
             "grid, random or TPE search (Optuna) on validation accuracy; report the chosen setting's test "
-            f"accuracy once.  Options not swept take chapter 3's values: {defaults}.  "
+            f"accuracy once.  Options not swept take chapter 3's values (not train's chapter-1 defaults): {defaults}.  "
+            "Names and values are train's (momentum=mu, batch-size=batch, init=large|scaled).  "
             'Needs the sweep extra: pip install "portable-nn[sweep]".'
         ),
     )
@@ -233,7 +235,11 @@ def _prepare(args: argparse.Namespace) -> Any:
     if args.scheduler is not None and args.workers is not None:
         raise _usage_error("--workers starts a local cluster; with --scheduler the cluster's workers are used")
     try:
-        driver = SweepDriver(args.param, args.out, SweepOptions(**_options(args)))
+        with warnings.catch_warnings(record=True) as renamed:  # an old spelling of a value: one note line each
+            warnings.simplefilter("always", FutureWarning)
+            driver = SweepDriver(args.param, args.out, SweepOptions(**_options(args)))
+        for note in {str(w.message) for w in renamed if issubclass(w.category, FutureWarning)}:
+            _say(f"{_PROG}: note: {note}")
     except SweepSpecError as exc:
         raise _usage_error(str(exc)) from None
     _check_plot(args.plot)

@@ -200,7 +200,7 @@ def add_trials(
             params={k: _hidden_value(v) for k, v in record["params"].items()},
             distributions=dict(distributions),
             value=value,
-            intermediate_values={h["epoch"]: h["accuracy"] for h in record["history"]},
+            intermediate_values={h["epoch"] - 1: h["accuracy"] for h in record["history"]},  # steps from 0
             state=state if value is not None or state != TrialState.COMPLETE else TrialState.FAIL,
         )
         study.add_trial(frozen)

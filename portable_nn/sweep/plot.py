@@ -6,7 +6,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -146,8 +146,25 @@ def _heat_map(
     for i, row in enumerate(grid):
         for j, v in enumerate(row):
             if not math.isnan(v):
-                ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="white", fontsize="small")
+                colour = label_colour(image.cmap(image.norm(v)))
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", color=colour, fontsize="small")
     return image
+
+
+def label_colour(rgba: Sequence[float]) -> str:
+    """``"black"`` or ``"white"``, whichever reads better on a cell of colour ``rgba`` (components in [0, 1]).
+
+    By the cell's relative luminance (WCAG 2: sRGB linearised, weighted
+    0.2126/0.7152/0.0722): black on light cells (viridis's yellow and green),
+    white on dark ones (its purple and blue); 0.179 is where both contrast
+    ratios are equal.
+    """
+
+    def linear(c: float) -> float:
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (linear(float(c)) for c in rgba[:3])
+    return "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.179 else "white"
 
 
 def _sort_key(text: str) -> tuple[int, Any]:

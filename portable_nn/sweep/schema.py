@@ -8,7 +8,9 @@ with one line naming the field and what it holds.  Accuracies are numbers in
 ``>= 0``, states one of :data:`STATES`, options the values a sweep can take
 (:func:`portable_nn.sweep.space.valid_value`), and a record's ``key`` the
 canonical JSON of its ``config`` (so an edited config is not taken for the
-trial it claims to be).
+trial it claims to be).  Epochs are numbered from 1; a record written when
+they were numbered from 0 (its history starts at epoch 0) is renumbered on
+reading.
 """
 
 from __future__ import annotations
@@ -155,6 +157,20 @@ def _check_history(value: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def _number_epochs_from_one(record: dict[str, Any]) -> None:
+    """Renumber a record written before epochs were numbered from 1 (in place).
+
+    The rule: a trial's history always starts with its first epoch, so a
+    history whose first row is epoch 0 is an old 0-based one; its epochs and
+    its ``best_epoch`` are shifted by one.
+    """
+    history = record["history"]
+    if history and history[0]["epoch"] == 0:
+        record["history"] = [{**row, "epoch": row["epoch"] + 1} for row in history]
+        if record.get("best_epoch") is not None:
+            record["best_epoch"] += 1
+
+
 def check_record(value: Any) -> dict[str, Any]:
     """One line of ``trials.jsonl``: the record with its known fields (others dropped), or :class:`SchemaError`."""
     record = _object(value, "the line")
@@ -173,6 +189,7 @@ def check_record(value: Any) -> dict[str, Any]:
             if not check(record[name]):
                 raise _fail(name, expected, record[name])
             checked[name] = record[name]
+    _number_epochs_from_one(checked)
     if checked["state"] == "complete" and not (
         checked["history"] and fraction(checked.get("final_accuracy")) and fraction(checked.get("best_accuracy"))
     ):

@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..runconfig import ACTIVATIONS, CHAPTER3, INITS, RENAMED_VALUES, canonical_value
+
 __all__ = [
     "ALIASES",
     "CHOICES",
@@ -39,24 +41,26 @@ __all__ = [
 SEARCHES = ("grid", "random", "tpe")
 METRICS = ("validation-accuracy", "best-validation-accuracy")
 
-#: Every option a trial takes, with the chapter-3 defaults used when it is not in the space.
+#: Every option a trial takes, with chapter 3's values (:data:`portable_nn.runconfig.CHAPTER3`) used when it is
+#: not in the space; the names ``train`` uses (``momentum``, ``batch-size``, ``sizes``) are aliases.
 DEFAULTS: dict[str, Any] = {
     "model": "network2",
-    "hidden": 30,
-    "cost": "cross-entropy",
-    "init": "default",
-    "activation": "sigmoid",
-    "eta": 0.5,
-    "lmbda": 5.0,
-    "mu": 0.0,
-    "batch": 10,
-    "epochs": 30,
-    "backend": "numpy",
-    "dtype": "float64",
+    "hidden": CHAPTER3["sizes"][1],
+    "cost": CHAPTER3["cost"],
+    "init": CHAPTER3["init"],
+    "activation": CHAPTER3["activation"],
+    "eta": CHAPTER3["eta"],
+    "lmbda": CHAPTER3["lmbda"],
+    "mu": CHAPTER3["momentum"],
+    "batch": CHAPTER3["batch_size"],
+    "epochs": CHAPTER3["epochs"],
+    "backend": CHAPTER3["backend"],
+    "dtype": CHAPTER3["dtype"],
 }
 #: Names accepted in ``--param NAME=...`` (aliases map to :data:`DEFAULTS` keys).
 ALIASES = {
     "lambda": "lmbda",
+    "momentum": "mu",
     "mini_batch_size": "batch",
     "mini-batch-size": "batch",
     "batch-size": "batch",
@@ -68,8 +72,8 @@ ALIASES = {
 CHOICES: dict[str, tuple[str, ...]] = {
     "model": ("network", "network2"),
     "cost": ("cross-entropy", "quadratic", "log-likelihood"),
-    "init": ("default", "large"),
-    "activation": ("sigmoid", "tanh", "relu"),
+    "init": INITS,
+    "activation": ACTIVATIONS,
     "backend": ("numpy", "cupy", "torch", "array_api_strict", "jax"),
     "dtype": ("float64", "float32"),
 }
@@ -186,6 +190,7 @@ def _value(name: str, text: str) -> Any:
     """One value of parameter ``name`` from its text, checked."""
     text = text.strip()
     if name in CHOICES:
+        text = canonical_value(name, text)
         if text not in CHOICES[name]:
             raise SweepSpecError(f"{name}={text!r}: choose from {', '.join(CHOICES[name])}")
         return text
@@ -201,7 +206,8 @@ def valid_value(name: str, value: Any) -> bool:
     if name not in DEFAULTS:
         return False
     if name in CHOICES:
-        return isinstance(value, str) and value in CHOICES[name]
+        # an old spelling is read from files written before the rename (``init="default"``)
+        return isinstance(value, str) and (value in CHOICES[name] or value in RENAMED_VALUES.get(name, {}))
     if name == "hidden":
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             return False

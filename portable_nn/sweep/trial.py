@@ -101,7 +101,7 @@ def train_trial(
     def epoch_done(result: Any) -> None:
         history.append(
             {
-                "epoch": int(result.epoch),
+                "epoch": int(result.epoch) + 1,  # numbered from 1, as every epoch a user sees
                 "correct": int(result.correct),
                 "n": int(result.n_test),
                 "accuracy": float(result.accuracy),
