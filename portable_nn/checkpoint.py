@@ -17,7 +17,8 @@ JSON string holding the rest:
   and layers, dtype, cost, eta, lmbda, mu, mini_batch_size, epochs,
   regularization, the stop rules, and the data's identity: ``n`` and the
   SHA-256 of the training and evaluation data as the device holds them);
-  resuming with any of them different is a ``ValueError`` naming it;
+  resuming with any of them different is a :class:`CheckpointMismatchError`
+  (a ``ValueError``) naming it;
 * ``epoch`` (epochs completed), ``eta`` (the schedule's current value),
   ``best``/``since`` (the stop rules' plateau counter), ``stopped`` (a stop
   rule ended the run), ``history`` (each epoch's result as a dict);
@@ -73,6 +74,10 @@ _KINDS = ("w", "b", "vw", "vb")
 
 class CheckpointError(ValueError):
     """A checkpoint file is damaged or not a checkpoint; the message is one line naming the file."""
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint of other settings, other data, another random source or a newer format version."""
 
 
 @dataclass(frozen=True)
@@ -136,7 +141,7 @@ def _rng_state(rng: Any) -> dict[str, Any]:
 def _set_rng_state(path: Path, rng: Any, saved: dict[str, Any]) -> None:
     source = "global" if isinstance(rng, initializers.GlobalNumPyRandom) else "generator"
     if saved.get("source") != source:
-        raise ValueError(
+        raise CheckpointMismatchError(
             f"{path}: the checkpoint's random numbers came from {saved.get('source')!r} "
             f"(seed {'None' if saved.get('source') == 'global' else 'an int'}), this network's from {source!r}; "
             "resume with the same seed"
@@ -185,12 +190,7 @@ class Checkpoint:
         if self.progress is None:
             return
         _set_rng_state(self.path, net._rng, self.progress.rng)
-        backend, dtype = net.backend, net.backend.dtype(net.dtype)
-        now = net._get_state(False)
-        for kind, stored, current in zip(_KINDS, self.progress.state, (*now[:2], *now[:2])):
-            if stored and [a.shape for a in stored] != [tuple(c.shape) for c in current]:
-                raise CheckpointError(f"{self.path}: the {kind!r} arrays do not have this network's shapes")
-        net._set_state(State(*(tuple(backend.asarray(a, dtype=dtype) for a in part) for part in self.progress.state)))
+        restore_parameters(net, self.progress, self.path)
 
     def save(
         self,
@@ -222,6 +222,16 @@ class Checkpoint:
         self.directory.mkdir(parents=True, exist_ok=True)
         with atomic_write(self.path, "wb") as handle:
             np.savez(handle, allow_pickle=False, **arrays)
+
+
+def restore_parameters(net: Any, progress: Progress, path: Path) -> None:
+    """Put ``progress``'s parameters and velocities into ``net`` (on its backend, in its dtype); shapes checked."""
+    backend, dtype = net.backend, net.backend.dtype(net.dtype)
+    now = net._get_state(False)
+    for kind, stored, current in zip(_KINDS, progress.state, (*now[:2], *now[:2])):
+        if stored and [a.shape for a in stored] != [tuple(c.shape) for c in current]:
+            raise CheckpointError(f"{path}: the {kind!r} arrays do not have this network's shapes")
+    net._set_state(State(*(tuple(backend.asarray(a, dtype=dtype) for a in part) for part in progress.state)))
 
 
 def open_checkpoint(
@@ -300,7 +310,7 @@ def _parse_meta(path: Path, text: str) -> dict[str, Any]:
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise CheckpointError(f"{path}: bad checkpoint version {version!r}")
     if version > VERSION:
-        raise ValueError(
+        raise CheckpointMismatchError(
             f"{path}: checkpoint format version {version} is newer than this portable_nn reads ({VERSION}); "
             "upgrade portable_nn to resume it"
         )
@@ -327,7 +337,7 @@ def _parse_meta(path: Path, text: str) -> dict[str, Any]:
 def _check_settings(path: Path, stored: dict[str, Any], current: dict[str, Any]) -> None:
     for key in sorted(set(stored) | set(current)):
         if stored.get(key) != current.get(key):
-            raise ValueError(
+            raise CheckpointMismatchError(
                 f"{path}: the checkpoint was written with {key}={_short(stored.get(key))}, this run has "
                 f"{key}={_short(current.get(key))}; resume with the same settings and data"
             )

@@ -8,6 +8,7 @@ again with ``resume=True`` on a freshly built network with the same seed.
 from __future__ import annotations
 
 import json
+import signal
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -207,3 +208,53 @@ def test_checkpoint_file_has_no_pickle(written):
         names = sorted(archive.namelist())
     assert "meta.npy" in names and all(n.endswith(".npy") for n in names)
     checkpoint.read(written / checkpoint.FILE)  # reads back with allow_pickle=False
+
+
+# -- the command line ---------------------------------------------------------------------------------------
+CLI_RUN = ["--train-size", "3000", "--batch-size", "1", "--test-size", "100", "--seed", "0", "--epochs", "3"]
+
+
+def _arrays(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as archive:
+        return {name: archive[name] for name in archive.files}
+
+
+def test_cli_sigint_then_resume_saves_the_uninterrupted_model(mnist_dir, tmp_path, monkeypatch):
+    from test_cli_hardening import Running, cli, make_work
+
+    work = make_work(tmp_path, monkeypatch)
+    args = ["train", "--data-dir", str(mnist_dir), *CLI_RUN]
+    whole = cli(*args, "--save", "whole.npz", cwd=work)
+    assert whole.returncode == 0, whole.stderr
+    run = Running([*args, "--checkpoint", "ckpt"], work)
+    run.wait_for("epoch 1/3")
+    run.proc.send_signal(signal.SIGINT)  # lands in epoch 2: the checkpoint keeps epoch 1 (or 2)
+    stopped = run.finish()
+    assert stopped.returncode == 130 and "Traceback" not in stopped.stderr, stopped.stderr
+    done = checkpoint.read(work / "ckpt" / checkpoint.FILE).epoch
+    assert 1 <= done < 3, "the run ended before the signal; make the epochs longer"
+    resumed = cli(*args, "--resume", "ckpt", "--save", "resumed.npz", cwd=work)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming from ckpt: {done} of 3 epochs done; continuing with epoch {done + 1}" in resumed.stdout
+    assert f"epoch {done + 1}/3:" in resumed.stdout and f"epoch {done}/3:" not in resumed.stdout
+    assert "after epoch 3;" in resumed.stdout  # the summary covers the whole run
+    want, got = _arrays(work / "whole.npz"), _arrays(work / "resumed.npz")
+    assert sorted(got) == sorted(want)
+    for name in want:
+        assert np.array_equal(got[name], want[name]), name
+
+
+def test_cli_resume_with_other_settings_is_one_line_exit_2(mnist_dir, tmp_path, monkeypatch):
+    from test_cli_hardening import assert_error, cli, make_work
+
+    work = make_work(tmp_path, monkeypatch)
+    args = ["train", "--data-dir", str(mnist_dir), "--train-size", "200", "--test-size", "50", "--seed", "0"]
+    first = cli(*args, "--epochs", "1", "--checkpoint", "ckpt", cwd=work)
+    assert first.returncode == 0, first.stderr
+    proc = cli(*args, "--epochs", "1", "--eta", "0.5", "--resume", "ckpt", cwd=work)
+    assert_error(proc, 2, "--resume", "eta=3.0", "eta=0.5")
+    (work / "ckpt" / checkpoint.FILE).write_bytes(b"damaged")
+    proc = cli(*args, "--epochs", "1", "--resume", "ckpt", cwd=work)
+    assert_error(proc, 2, "--resume", str(Path("ckpt") / checkpoint.FILE), "not a readable checkpoint")
+    proc = cli(*args, "--resume", "missing", cwd=work)
+    assert_error(proc, 2, "--resume", "no checkpoint")
