@@ -258,3 +258,7 @@ def test_cli_resume_with_other_settings_is_one_line_exit_2(mnist_dir, tmp_path, 
     assert_error(proc, 2, "--resume", str(Path("ckpt") / checkpoint.FILE), "not a readable checkpoint")
     proc = cli(*args, "--resume", "missing", cwd=work)
     assert_error(proc, 2, "--resume", "no checkpoint")
+    assert "training [" not in proc.stdout  # refused before any data is read
+    (work / "file").write_text("")
+    proc = cli(*args, "--checkpoint", "file", cwd=work)
+    assert_error(proc, 2, "--checkpoint", "is a file")

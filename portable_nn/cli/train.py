@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import checkpoint, initializers
+from ..atomic import OutputPathError, check_writable
 from ..dataforms import Dataset
 from ..history import history_rows, plot_history, write_history
 from ..mnist import FILES, load_mnist, resolve_data_dir
@@ -143,6 +144,7 @@ def _prepare(config: RunConfig) -> tuple[Any, dict[str, Path], Dataset, Dataset,
         {"--save": config.save, "--history": config.history, "--plot": config.plot}, _mnist_inputs(config)
     )
     space = check_space(outputs, count, config.dtype)
+    _check_checkpoint(config)
     spec = config.spec
     if spec is None:
         net: Any = build_network(config)
@@ -156,6 +158,20 @@ def _prepare(config: RunConfig) -> tuple[Any, dict[str, Path], Dataset, Dataset,
     if not config.quiet:
         say(_settings_line(config, what, net, train, evaluation, space))
     return net, outputs, train, evaluation, test, what
+
+
+def _check_checkpoint(config: RunConfig) -> None:
+    """``--checkpoint``/``--resume DIR`` checked before any data is read: writable, and the file there to resume."""
+    directory = config.checkpoint
+    if directory is None:
+        return
+    flag = "--resume" if config.resume else "--checkpoint"
+    if config.resume and not (directory / checkpoint.FILE).is_file():
+        raise CommandError(f"--resume {directory}: no checkpoint there (run with --checkpoint {directory} first)", 2)
+    try:
+        check_writable(directory / checkpoint.FILE if directory.is_dir() else directory, f"{flag} directory")
+    except OutputPathError as exc:
+        raise CommandError(str(exc), 2) from exc
 
 
 def _resume(config: RunConfig, net: Any, printer: EpochPrinter) -> None:
