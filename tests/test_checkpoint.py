@@ -108,6 +108,27 @@ def test_global_numpy_state_is_restored(chapter, tmp_path):
         assert np.array_equal(g, w)
 
 
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_interrupt_mid_epoch_resumes_from_the_last_whole_one(chapter, tmp_path):
+    """Ctrl-C in the middle of epoch STOP_AFTER + 1 (from ``on_batch``): the checkpoint is the epoch before."""
+    seen = {"examples": 0}
+
+    def on_batch(m: int) -> None:
+        seen["examples"] += m
+        if seen["examples"] > STOP_AFTER * len(DATA[1]) + 25:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _train(chapter, _build(chapter, "numpy", "float64", 3), checkpoint=tmp_path, on_batch=on_batch)
+    assert checkpoint.read(tmp_path / checkpoint.FILE).epoch == STOP_AFTER
+    resumed = _build(chapter, "numpy", "float64", 3)
+    _train(chapter, resumed, checkpoint=tmp_path, resume=True)
+    whole = _build(chapter, "numpy", "float64", 3)
+    _train(chapter, whole)
+    for g, w in zip(_parameters(resumed), _parameters(whole)):
+        assert np.array_equal(g, w)
+
+
 def test_interrupted_weights_differ_from_the_final_ones(tmp_path):
     """Guard: after STOP_AFTER epochs the weights are not yet the final ones, so equality above means something."""
     net = _build("network2", "numpy", "float64", 3)
