@@ -21,7 +21,7 @@ runs on, so CI machines with a single Python work.
   ``--no-index --no-deps --no-build-isolation -e .``; a missing package it
   cannot install ends the session with its name.  A requested-but-broken
   CuPy fails instead of skipping.  See docs/gpu.md.
-* ``lint`` -- ``ruff check``, ``ruff format --check`` and ``mypy``.
+* ``lint`` -- ``ruff check``, ``ruff format --check``, ``mypy`` and the import layers contract (``lint-imports``).
 
 ``PORTABLE_NN_TORCH_SPEC`` overrides the PyTorch requirement installed for
 ``tests-cpu`` (default ``torch==2.13.0``; the value is split like a shell
@@ -140,14 +140,16 @@ def tests_gpu(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff check, ruff format --check, and mypy on the package (``[tool.mypy]`` in pyproject.toml).
+    """ruff check, ruff format --check, mypy on the package (``[tool.mypy]`` in pyproject.toml), and the import
+    layers contract (``lint-imports``, ``[tool.importlinter]``: every import points down, no circle).
 
     The package is installed (``-e .``) so mypy sees NumPy's and
     array-api-compat's type information; optional back ends are not installed
     and are ignored by the mypy configuration.
     """
-    session.install("ruff", "mypy")
+    session.install("ruff", "mypy", "import-linter>=2.1")
     session.install("-e", ".")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
+    session.run("lint-imports")

@@ -48,6 +48,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 from portable_nn import network3  # noqa: E402
+from portable_nn.mnist import load_mnist  # noqa: E402
 
 
 def portable(xp: str) -> Callable[[np.ndarray, np.ndarray, int, int], Callable[[], float]]:
@@ -205,8 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="also write the report (markdown) here")
     parser.add_argument("--profile-top", type=int, default=25)
     args = parser.parse_args(argv)
-    training, _, _ = network3.load_data_shared(args.data_dir, download=False)
-    images, labels = training.inputs[: args.n], training.labels[: args.n]
+    (train_x, train_y), _ = load_mnist(args.data_dir, download=False, dtype="uint8")  # pixels 0..255
+    images, labels = train_x[: args.n], train_y[: args.n]
     scale = 50_000 / args.n
     batches = [int(b) for b in args.batches.split(",")]
     best: dict[tuple[str, int], float] = {}
@@ -238,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         ratios = ", ".join(f"batch {b}: {best[(name, b)] / best[(eager, b)]:.2f}×" for b in batches)
         lines.append(f"\n{name} / PyTorch eager: {ratios}")
     lines += ["", "## Profile of portable_nn numpy, batch 10 (one epoch of 2,000 images, by own time)", "", "```"]
-    lines += profile_step(training.inputs, training.labels, args.profile_top).strip().splitlines()
+    lines += profile_step(train_x, train_y, args.profile_top).strip().splitlines()
     lines += ["```"]
     text = "\n".join(lines) + "\n"
     print(text)

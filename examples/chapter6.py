@@ -65,7 +65,7 @@ def train(
         "eta": spec.eta,
         "lmbda": spec.lmbda,
         "mini_batch_size": batch,
-        "n_train": len(training),
+        "n_train": training.n,
         "backend": backend,
         "dtype": net.dtype,
         "seed": seed,
@@ -97,7 +97,7 @@ def train(
     best = max(record["epochs_run"], key=lambda r: (r["validation"], r["epoch"]))  # the book's >=: last best
     record["best_validation"] = best["validation"]
     record["test_at_best"] = best["test_of_best"]
-    record["final_test"] = net.accuracy(test) / len(test)
+    record["final_test"] = net.accuracy(test) / test.n
     runs.mkdir(exist_ok=True)
     with atomic_write(runs / f"{name}.json", "w") as handle:
         json.dump(record, handle, indent=1)

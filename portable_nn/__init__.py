@@ -2,21 +2,25 @@
 
 from . import network2, network3
 from .backends import Backend, BackendUnavailableError, resolve_backend, to_numpy
+from .bookpickle import BookPickleError
 from .dataforms import BookPairs, Dataset
-from .mnist import load_data_wrapper, load_mnist
+from .loading import load
+from .mnist import load_data, load_data_wrapper, load_mnist
 from .network import Network
-from .serialization import ModelFileError, load
+from .serialization import ModelFileError
 from .training import EpochResult
 
 __all__ = [
     "Backend",
     "BackendUnavailableError",
     "BookPairs",
+    "BookPickleError",
     "Dataset",
     "EpochResult",
     "ModelFileError",
     "Network",
     "load",
+    "load_data",
     "load_data_wrapper",
     "load_mnist",
     "network2",

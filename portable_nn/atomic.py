@@ -166,11 +166,14 @@ def _fsync_directory(directory: Path) -> None:
 
 
 @contextmanager
-def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
+def atomic_write(path: str | os.PathLike[str], mode: str = "wb", *, follow_links: bool = True) -> Iterator[IO[Any]]:
     """Open a temporary file next to ``path`` and rename it over ``path`` on success.
 
     ``mode`` is ``"wb"`` (binary) or ``"w"`` (text, UTF-8).  A symbolic link
-    at ``path`` is followed: the file it points to is replaced, the link stays.
+    at ``path`` is followed by default: the file it points to is replaced, the
+    link stays.  With ``follow_links=False`` the link itself is replaced by the
+    new file and its target is never touched -- also when the link appears
+    between a caller's check and the rename (files we own, such as a sweep's).
 
     * Success: the data is flushed and fsynced, the temporary gets the mode
       of the file it replaces (a ``0o600`` file stays ``0o600``) or, for a new
@@ -185,10 +188,15 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
     """
     if not mode.startswith("w") or any(c not in "wbt+" for c in mode):
         raise ValueError(f"atomic_write: mode must be 'w' or 'wb'; got {mode!r}")
-    path = Path(os.path.realpath(os.fspath(path)))
+    given = Path(os.fspath(path))
+    if follow_links:
+        path = Path(os.path.realpath(given))
+    else:  # resolve the directory only: the last component is what gets replaced, link or not
+        path = Path(os.path.realpath(given.parent if str(given.parent) else ".")) / given.name
     remove_stale_temporaries(path)
     try:
-        existing_mode: int | None = stat.S_IMODE(os.stat(path).st_mode)
+        info = os.stat(path) if follow_links else os.lstat(path)
+        existing_mode: int | None = stat.S_IMODE(info.st_mode) if stat.S_ISREG(info.st_mode) else None
     except OSError:
         existing_mode = None
     # A new file is created with the final mode (umask applied by the kernel);

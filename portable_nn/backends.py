@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 import array_api_compat
 import numpy as np
@@ -290,9 +290,9 @@ def to_numpy(array: Any) -> np.ndarray:
     devices; Python scalars and lists pass through ``numpy.array``.
     """
     if array_api_compat.is_cupy_array(array):
-        return array.get()  # device to host: already a new array
+        return cast(np.ndarray, array.get())  # device to host: already a new array
     if array_api_compat.is_torch_array(array) and array.device.type != "cpu":
-        return array.detach().cpu().numpy()  # device to host: already a new tensor
+        return cast(np.ndarray, array.detach().cpu().numpy())  # device to host: already a new tensor
     return np.array(_host_view(array), copy=True)
 
 
@@ -307,9 +307,9 @@ def _host_view(array: Any) -> np.ndarray:
     if isinstance(array, np.ndarray):
         return array
     if array_api_compat.is_cupy_array(array):
-        return array.get()
+        return cast(np.ndarray, array.get())
     if array_api_compat.is_torch_array(array):
-        return array.detach().cpu().numpy()
+        return cast(np.ndarray, array.detach().cpu().numpy())
     if type(array).__module__.startswith("array_api_strict"):
         strict = importlib.import_module("array_api_strict")
         return np.asarray(array.to_device(strict.Device("CPU_DEVICE")))

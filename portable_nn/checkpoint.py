@@ -49,6 +49,7 @@ from .atomic import atomic_write
 from .backends import _host_view
 from .dataforms import DeviceData
 from .dense import State
+from .serialization import ZIP_ERRORS, npz_headers
 
 __all__ = [
     "FILE",
@@ -266,8 +267,6 @@ def open_checkpoint(
 # -- reading ---------------------------------------------------------------------------------------------
 def read(path: Path, settings: dict[str, Any] | None = None) -> Progress:
     """The checkpoint at ``path``, checked; with ``settings``, refused unless they match the stored ones."""
-    from .serialization import _ZIP_ERRORS, npz_headers
-
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no checkpoint to resume from (run with checkpoint= first)")
     size = path.stat().st_size
@@ -287,7 +286,7 @@ def read(path: Path, settings: dict[str, Any] | None = None) -> Progress:
                     arrays[name] = np.lib.format.read_array(member, allow_pickle=False)
     except CheckpointError:
         raise
-    except _ZIP_ERRORS as exc:
+    except ZIP_ERRORS as exc:
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from exc
     meta = _parse_meta(path, str(arrays.pop("meta")))
     if settings is not None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from .backends import Backend
 
@@ -45,7 +45,7 @@ def compile_function(backend: Backend, fn: Callable[..., Any]) -> Callable[..., 
     """``jax.jit(fn)`` on JAX, ``fn`` itself elsewhere."""
     if not compiles(backend):
         return fn
-    return importlib.import_module("jax").jit(fn)
+    return cast(Callable[..., Any], importlib.import_module("jax").jit(fn))
 
 
 def chunk_size(n_batches: int, seconds_per_batch: float | None = None) -> int:
@@ -78,7 +78,7 @@ def epoch_function(backend: Backend, step: Callable[..., Any]) -> Callable[..., 
 
         return jax.lax.fori_loop(start, stop, body, state)
 
-    return jax.jit(chunk)
+    return cast(Callable[..., Any], jax.jit(chunk))
 
 
 def wait(backend: Backend, tree: Any) -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write
+from .atomic import atomic_write, remove_stale_temporaries
 from .mnist import FILES, default_cache_dir, existing_file, load_mnist, resolve_data_dir
 
 __all__ = ["CACHE_NAME", "SHIFT_ORDER", "expand_mnist", "expanded_mnist"]
@@ -172,7 +172,9 @@ def expanded_mnist(
 
     The cache (an uncompressed ``.npz`` with ``images`` uint8, ``labels``
     int64 and ``source``, a SHA-256 of the training IDX files and
-    ``n_train``) is written atomically.  It is reused when its keys, shapes,
+    ``n_train``) is written atomically; every call first removes the
+    temporaries of builds that were killed (:func:`portable_nn.atomic.remove_stale_temporaries`:
+    dead writer, untouched for 10 minutes), whether or not the cache is rebuilt.  It is reused when its keys, shapes,
     dtypes, labels and source digest check out -- the digest is only
     compared when the IDX files are present -- and rebuilt otherwise.
     """
@@ -185,6 +187,7 @@ def expanded_mnist(
     cache_path = cache_dir / CACHE_NAME
     fingerprint = _source_fingerprint(source_dir, n_train)
 
+    remove_stale_temporaries(cache_path)  # a killed build's 196 MB .part, also when the cache is valid
     cached = _read_cache(cache_path, n_train, fingerprint)
     if cached is None:
         (train_x, train_y), _ = load_mnist(source_dir, download=False, dtype="float32")

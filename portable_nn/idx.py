@@ -23,6 +23,8 @@ import math
 import os
 import struct
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -143,11 +145,36 @@ class _GzipStream:
         return got
 
 
-def _open_regular(path: Path) -> tuple[io.BufferedReader, os.stat_result]:
+def _open_regular(path: Path, kind: str = "an IDX file") -> tuple[io.BufferedReader, os.stat_result]:
     """Open ``path`` for reading after checking it is a regular file (never blocks on a FIFO)."""
-    limits.stat_regular_file(path, "an IDX file", IDXFormatError)
+    limits.stat_regular_file(path, kind, IDXFormatError)
     handle = open(path, "rb")  # closed by the caller
     return handle, os.fstat(handle.fileno())
+
+
+def _most_bytes(size: int, is_gzip: bool) -> int:
+    """The most decompressed bytes a file of ``size`` bytes can hold (deflate expands at most 1032:1)."""
+    return _MAX_RATIO * size + _RATIO_SLACK if is_gzip else size
+
+
+@contextmanager
+def open_stream(path: str | os.PathLike[str], kind: str = "a data file") -> Iterator[tuple[_Stream, int]]:
+    """``(stream, most)``: the decompressed content of ``path`` (gzip detected from its first bytes, or raw)
+    and the most bytes a file of its size can decompress to.
+
+    ``stream.read(n)`` decompresses in bounded chunks and never returns more
+    than ``n`` bytes; corrupt or truncated gzip data raises
+    :class:`IDXFormatError` naming the path.  ``path`` must be a regular file
+    (``kind``, like ``"a pickle file"``, names it in that error).  Shared by
+    :func:`read_idx` and :mod:`portable_nn.bookpickle`.
+    """
+    path = Path(path)
+    handle, info = _open_regular(path, kind)
+    with handle:
+        is_gzip = handle.read(2) == _GZIP_MAGIC
+        handle.seek(0)
+        stream: _Stream = _GzipStream(handle, path) if is_gzip else _RawStream(handle)
+        yield stream, _most_bytes(info.st_size, is_gzip)
 
 
 def read_idx(path: str | os.PathLike[str], ndim: int | None = None, *, max_bytes: int | None = None) -> np.ndarray:
@@ -187,11 +214,8 @@ def read_idx(path: str | os.PathLike[str], ndim: int | None = None, *, max_bytes
     """
     path = Path(path)
     limit = limits.IDX_BYTES.value(max_bytes)
-    handle, info = _open_regular(path)
-    with handle:
-        is_gzip = handle.read(2) == _GZIP_MAGIC
-        handle.seek(0)
-        stream: _Stream = _GzipStream(handle, path) if is_gzip else _RawStream(handle)
+    with open_stream(path, "an IDX file") as (stream, most):
+        is_gzip = isinstance(stream, _GzipStream)
         head = stream.read(4)
         if len(head) < 4:
             raise IDXFormatError(f"{path}: too short for an IDX header ({len(head)} bytes)")
@@ -209,6 +233,9 @@ def read_idx(path: str | os.PathLike[str], ndim: int | None = None, *, max_bytes
             raise IDXFormatError(f"{path}: truncated header ({dims} dimensions need {4 + 4 * dims} bytes)")
         shape = struct.unpack(f">{dims}I", dim_bytes)
         expected = math.prod(shape)  # Python ints: no overflow
+        if expected == 0 and math.prod(max(d, 1) for d in shape) > limit:
+            # no bytes, but a shape NumPy cannot form (0, 10**9, 10**9): nonsense, not a data set
+            raise IDXFormatError(f"{path}: header shape {shape} is empty but its other dimensions exceed the limit")
         if expected > limit:
             raise IDXFormatError(
                 f"{path}: header shape {shape} needs {expected} data bytes, more than the limit of {limit} "
@@ -216,16 +243,16 @@ def read_idx(path: str | os.PathLike[str], ndim: int | None = None, *, max_bytes
             )
         header_end = 4 + 4 * dims
         if not is_gzip:
-            actual = info.st_size - header_end
+            actual = most - header_end
             if actual != expected:
                 raise IDXFormatError(
                     f"{path}: header shape {shape} needs {expected} data bytes, file has {actual} "
                     f"({'truncated' if actual < expected else 'trailing bytes'})"
                 )
-        elif header_end + expected > _MAX_RATIO * info.st_size + _RATIO_SLACK:
+        elif header_end + expected > most:
             raise IDXFormatError(
                 f"{path}: header shape {shape} needs {expected} data bytes, more than a gzip file of "
-                f"{info.st_size} bytes can hold (truncated or corrupt)"
+                f"{(most - _RATIO_SLACK) // _MAX_RATIO} bytes can hold (truncated or corrupt)"
             )
         data = np.empty(expected, dtype=np.uint8)
         got = stream.readinto(data.data)  # a writable uint8 memoryview of the array

@@ -36,6 +36,7 @@ from .checkpoint import data_identity, network_settings, open_checkpoint
 from .costs import CrossEntropyCost, LogLikelihoodCost, QuadraticCost, get_cost
 from .dense import REGULARIZATIONS, DenseSpec
 from .model import DenseNetwork
+from .serialization import read_model
 from .training import EpochResult, StopRules, sgd
 from .validation import check_eta, check_int, check_lmbda, check_mu
 
@@ -311,10 +312,14 @@ def _check_regularization(regularization: Any) -> str:
 def load(
     filename: str | os.PathLike[str], xp: Any = "numpy", *, dtype: str | None = None, device: Any = None
 ) -> Network:
-    """Load a network saved by :meth:`Network.save` or by the book's own ``network2.save``, keeping its cost."""
-    from .serialization import load as load_model
+    """Load a network saved by :meth:`Network.save` or by the book's own ``network2.save``, keeping its cost.
 
-    return load_model(filename, xp, dtype=dtype, device=device, network_class=Network)
+    Chapter-1 and chapter-3 files only (:func:`portable_nn.load` reads every kind).
+    """
+    _, weights, biases, meta = read_model(filename)
+    return Network.from_arrays(
+        weights, biases, xp, dtype=dtype, device=device, cost=meta["cost"], activation=meta["activation"]
+    )
 
 
 def vectorized_result(j: int) -> np.ndarray:

@@ -82,7 +82,7 @@ from .layers import (
     sigmoid,
     tanh,
 )
-from .serialization import _ZIP_ERRORS, ModelFileError, _check_size, npz_headers
+from .serialization import ZIP_ERRORS, ModelFileError, check_file_size, check_format, npz_headers
 from .training import EpochResult, sgd
 from .validation import check_dtype, check_eta, check_int, check_lmbda, max_parameters
 
@@ -94,12 +94,16 @@ __all__ = [
     "Network3EpochResult",
     "NetworkSpec",
     "ReLU",
+    "SharedArray",
+    "SharedPair",
     "SoftmaxLayer",
+    "get_value",
     "linear",
     "load",
     "load_data_shared",
     "preset_network",
     "sigmoid",
+    "size",
     "tanh",
 ]
 
@@ -338,6 +342,27 @@ class Network:
         """How many samples of ``data`` (stacked ``(inputs, labels)``, pairs, a ``Dataset``) are classified right."""
         return self._count_correct(self._device_data(data, "data", training=False))
 
+    def predictions(self, data: Any) -> np.ndarray:
+        """The most probable digit of every sample, as a host ``(n,)`` int64 NumPy array, on every backend.
+
+        ``data``: stacked inputs ``(n, n_in)`` (any backend, or a
+        :class:`SharedArray` such as ``test_x`` of ``test_x, test_y =
+        test_data``), or a data set (:class:`SharedPair`, ``Dataset``, pairs).
+        The book's ``conv.py`` gets these from a Theano function of
+        ``net.layers[-1].y_out`` over ``test_x`` mini-batch by mini-batch;
+        ``np.argmax(net.feedforward(x), axis=1)`` gives the same on NumPy only.
+        """
+        xp = self.xp
+        if isinstance(data, np.ndarray) or (hasattr(data, "shape") and not hasattr(data, "dataset")):
+            outputs = self.feedforward(data)
+            return to_numpy(xp.argmax(outputs, axis=1)).astype(np.int64)
+        weights, biases = self._params()
+        parts = [
+            to_numpy(xp.argmax(self._eval(weights, biases, x), axis=1)).astype(np.int64)
+            for x, _ in self._input_chunks(self._device_data(data, "data", training=False))
+        ]
+        return np.concatenate(parts)
+
     def cost(self, data: Any, lmbda: float = 0.0, mini_batch_size: int | None = None) -> float:
         """The book's cost on ``data`` without dropout: ``mean(−ln a_y) + 0.5·lmbda·Σ‖w‖²/num_batches``.
 
@@ -547,7 +572,7 @@ def _read_members(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
                     arrays[name] = np.lib.format.read_array(member, allow_pickle=False)
     except ModelFileError:
         raise
-    except _ZIP_ERRORS as exc:
+    except ZIP_ERRORS as exc:
         raise ModelFileError(f"{path}: not a readable network3 .npz model ({type(exc).__name__}: {exc})") from exc
     for name, array in arrays.items():
         if not np.all(np.isfinite(array)):
@@ -561,12 +586,9 @@ def _parse_meta(path: Path, text: str) -> tuple[dict[str, Any], list[Layer]]:
         meta = json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise ModelFileError(f"{path}: 'meta' is not JSON ({exc})") from exc
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ModelFileError(
-            f"{path}: not a network3 model (meta format {meta.get('format') if isinstance(meta, dict) else None!r})"
-        )
-    if meta.get("version") != FORMAT_VERSION:
-        raise ModelFileError(f"{path}: unsupported network3 format version {meta.get('version')!r}")
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{path}: 'meta' must be a JSON object")
+    check_format(path, meta, name=FORMAT, version=FORMAT_VERSION, required=True)
     specs = meta.get("layers")
     if not isinstance(specs, list) or not specs:
         raise ModelFileError(f"{path}: 'meta' has no list of layers")
@@ -605,7 +627,7 @@ def load(
         raise FileNotFoundError(f"model file not found: {path}")
     if not path.is_file():
         raise ModelFileError(f"{path}: not a regular file")
-    _check_size(path)
+    check_file_size(path)
     meta, arrays = _read_members(path)
     layers: list[Layer] = meta["_layers"]
     net = Network.__new__(Network)
@@ -616,22 +638,97 @@ def load(
 
 
 # -- data ------------------------------------------------------------------------------------------------
-def load_data_shared(
-    data_dir: str | os.PathLike[str] | None = None, *, download: bool = True
-) -> tuple[dataforms.Dataset, dataforms.Dataset, dataforms.Dataset]:
-    """The book's ``load_data_shared``: ``(training, validation, test)`` MNIST splits (50,000/10,000/10,000).
+class SharedArray(np.ndarray):
+    """A host NumPy array that also answers Theano's ``eval()`` and ``get_value()``, as the book's data does.
 
-    Each is a :class:`portable_nn.Dataset` of ``uint8`` pixels scaled by 255
-    on the device per mini-batch (what ``portable-nn train`` uses), with int labels.
+    A view: creating one copies nothing.  ``eval()`` / ``get_value()``
+    return a plain NumPy copy (``get_value(borrow=True)``: a plain view).
     """
-    from .mnist import load_mnist
 
-    (train_x, train_y), (test_x, test_y) = load_mnist(data_dir, download=download, dtype="uint8")
-    return (
-        dataforms.Dataset(train_x[:50_000], train_y[:50_000], divisor=255.0),
-        dataforms.Dataset(train_x[50_000:], train_y[50_000:], divisor=255.0),
-        dataforms.Dataset(test_x, test_y, divisor=255.0),
-    )
+    def eval(self) -> np.ndarray:
+        """A plain NumPy copy (Theano's ``shared.eval()``)."""
+        return np.array(self, copy=True, subok=False)
+
+    def get_value(self, borrow: bool = False) -> np.ndarray:
+        """A plain NumPy copy, or a view when ``borrow`` (Theano's ``shared.get_value(borrow=...)``)."""
+        return self.view(np.ndarray) if borrow else self.eval()
+
+
+class SharedPair(tuple[SharedArray, SharedArray]):
+    """One data set as the book's ``load_data_shared`` gives it: ``(x, y)``.
+
+    ``x``: ``(n, 784)`` float32 images, ``y``: ``(n,)`` int64 labels, both
+    :class:`SharedArray` views (so ``test_x, test_y = test_data``,
+    ``test_data[0].eval()`` and ``test_y.eval()`` work as in the book's
+    ``conv.py``).  ``dataset`` is the :class:`portable_nn.Dataset` over the
+    same memory, which ``SGD``, ``accuracy`` and ``predictions`` take in O(1)
+    (its device copies are kept on it).
+    """
+
+    dataset: dataforms.Dataset
+
+    def __new__(cls, inputs: np.ndarray, labels: np.ndarray) -> SharedPair:
+        pair = super().__new__(cls, (inputs.view(SharedArray), labels.view(SharedArray)))
+        pair.dataset = dataforms.Dataset(inputs.view(np.ndarray), labels.view(np.ndarray))
+        return pair
+
+    def __repr__(self) -> str:
+        return f"SharedPair(x {self[0].shape} {self[0].dtype}, y {self[1].shape} {self[1].dtype})"
+
+    @property
+    def n(self) -> int:
+        """Number of samples (``len(pair)`` is 2, as for the book's pair)."""
+        return self.dataset.n
+
+    @property
+    def inputs(self) -> np.ndarray:
+        """The ``(n, 784)`` images as a plain NumPy array (the :class:`Dataset`'s)."""
+        return self.dataset.inputs
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The ``(n,)`` int64 labels as a plain NumPy array."""
+        return self.dataset.labels
+
+    def subset(self, rows: slice) -> SharedPair:
+        """The rows ``rows`` as a new pair (views, no copy), as :meth:`portable_nn.Dataset.subset`."""
+        return SharedPair(self.inputs[rows], self.labels[rows])
+
+
+def get_value(array: Any) -> np.ndarray:
+    """A NumPy copy of ``array`` from any backend: the book's ``w.eval()`` / ``w.get_value()``.
+
+    ``network3.get_value(net.layers[0].w)`` gives the first layer's filters
+    ``(20, 1, 5, 5)`` on the host whatever the backend (``to_numpy`` plus a
+    copy, so changing it never changes the network).
+    """
+    return np.array(to_numpy(array), copy=True)
+
+
+def size(data: Any) -> int:
+    """The book's ``size(data)``: the number of samples of a data set (``data[0].get_value(borrow=True).shape[0]``)."""
+    if isinstance(data, (SharedPair, dataforms.Dataset)):
+        return data.n
+    return int(data[0].shape[0])
+
+
+def load_data_shared(
+    filename: str | os.PathLike[str] | None = None, *, download: bool = True
+) -> tuple[SharedPair, SharedPair, SharedPair]:
+    """The book's ``load_data_shared(filename)``: ``(training, validation, test)`` as :class:`SharedPair`.
+
+    ``filename``: one of the book's pickle files (``mnist.pkl.gz``;
+    ``mnist_expanded.pkl.gz`` gives 250,000 training images), read without
+    running pickle code (:mod:`portable_nn.bookpickle`) and never downloaded;
+    or a directory of MNIST IDX files (default: ``$PORTABLE_NN_DATA``, else the
+    per-user cache, downloading when ``download``), split 50,000/10,000/10,000.
+    Images are float32 ``(n, 784)`` in [0, 1], labels int64 -- the book's
+    shared variables hold the same float32 arrays; nothing else is copied.
+    """
+    from .mnist import load_splits
+
+    training, validation, test = load_splits(filename, download=download, dtype="float32")
+    return SharedPair(*training), SharedPair(*validation), SharedPair(*test)
 
 
 def load_expanded_training_data(
@@ -639,11 +736,18 @@ def load_expanded_training_data(
 ) -> dataforms.Dataset:
     """The book's ``mnist_expanded`` training set (250,000 images: each one and its four 1-pixel shifts).
 
-    Built from the IDX files and cached atomically by
-    :func:`portable_nn.expand.expanded_mnist`; ``uint8`` pixels / 255.
+    ``data_dir`` a directory of IDX files: built from them and cached
+    atomically by :func:`portable_nn.expand.expanded_mnist` (``uint8``
+    pixels / 255).  ``data_dir`` the book's ``mnist_expanded.pkl.gz`` (made
+    by its ``expand_mnist.py``): its training images, float32, read safely
+    (:mod:`portable_nn.bookpickle`); a missing file is ``FileNotFoundError``.
     """
     from .expand import expanded_mnist
+    from .mnist import _is_pickle_source, load_splits, resolve_data_dir
 
+    if _is_pickle_source(resolve_data_dir(data_dir)):
+        (images, labels), _, _ = load_splits(data_dir, download=False)
+        return dataforms.Dataset(images, labels)
     images, labels = expanded_mnist(data_dir, cache_dir)
     return dataforms.Dataset(images, labels, divisor=255.0)
 

@@ -11,11 +11,20 @@ random weights of a declared shape.
 ``.json``: ``{"sizes", "weights", "biases", "cost"}`` exactly as the book's
 ``network2.Network.save`` writes it, plus ``"format": "portable_nn"``,
 ``"version"`` and ``"activation"``, which the book's ``network2.load``
-ignores (so it reads our files when only book features are used).
+ignores.  Only networks the book's loader reads as themselves are saved as
+JSON -- sigmoid neurons throughout and ``QuadraticCost`` or
+``CrossEntropyCost`` (:data:`BOOK_JSON_COSTS`); any other (tanh, ReLU,
+softmax/log-likelihood, a user's cost) is refused with a ``ValueError``
+pointing to ``.npz``, since the book would silently load a tanh file as a
+sigmoid network (:func:`json_problem`).
 ``.npz``: ``sizes`` (int64), ``weights_0..L-1``, ``biases_0..L-1`` (float64 or
 float32) and ``meta``, a JSON string with ``format``, ``version``, ``cost``
 and ``activation``; files without ``meta`` (version 0) are chapter-1
 networks.  Everything is written and read with ``allow_pickle=False``.
+
+Every model file with a ``format`` names ours, and its ``version`` is one
+this code reads (:func:`check_format`, shared with ``network3``): another
+program's file or one from a newer version is refused, never guessed at.
 """
 
 from __future__ import annotations
@@ -63,9 +72,56 @@ def _format_of(path: Path) -> str:
     return path.suffix.lower()
 
 
+#: The costs the book's ``network2.load`` knows (it looks the name up in its module).
+BOOK_JSON_COSTS = ("QuadraticCost", "CrossEntropyCost")
+#: ``format`` of chapter-1/3 files.
+FORMAT = "portable_nn"
+
+
+def json_problem(net: DenseNetwork) -> str | None:
+    """Why ``net`` cannot be saved as the book's network2 JSON, or ``None`` when it can.
+
+    The book's ``network2.load`` builds a sigmoid network with the cost its
+    file names (``getattr`` on its module) and ignores every other key, so a
+    file of a tanh/ReLU or softmax network, or of a cost it does not have,
+    would load as a different network.
+    """
+    spec = net.spec
+    output = spec.output.name if not isinstance(spec.output, str) else spec.output
+    cost = getattr(spec.cost, "name", type(spec.cost).__name__)
+    if spec.hidden.name == "sigmoid" and output == "sigmoid" and cost in BOOK_JSON_COSTS:
+        return None
+    return (
+        f"a network with {spec.hidden.name} hidden neurons, a {output} output layer and the {cost} cannot be "
+        "saved as the book's network2 JSON: its network2.load reads only sigmoid networks with "
+        f"{' or '.join(BOOK_JSON_COSTS)} and would load this file as a different network; save it as .npz instead"
+    )
+
+
+def check_format(path: Path, meta: dict[str, Any], *, name: str, version: int, required: bool) -> None:
+    """Refuse a model file of another program's ``format`` or of a ``version`` newer than ``version``.
+
+    One check for every chapter: chapter-1/3 files (``name="portable_nn"``;
+    ``required=False``: the book's JSON and version-0 npz files carry neither
+    key) and network3's (``required=True``).  Raises :class:`ModelFileError`.
+    """
+    found = meta.get("format")
+    if found is None and required:
+        raise ModelFileError(f"{path}: no 'format' in its metadata: not a {name} model file")
+    if found is not None and found != name:
+        raise ModelFileError(f"{path}: a {found!r:.60} file (written by another program?), not a {name} model file")
+    if found is not None or "version" in meta:
+        got = meta.get("version")
+        if type(got) is not int or not 1 <= got <= version:
+            raise ModelFileError(
+                f"{path}: unsupported {name} format version {got!r:.40} (this portable_nn reads versions 1 to "
+                f"{version}; a newer portable_nn may have written it)"
+            )
+
+
 def _meta(net: DenseNetwork) -> dict[str, Any]:
     return {
-        "format": "portable_nn",
+        "format": FORMAT,
         "version": FORMAT_VERSION,
         "cost": net.spec.cost.name,
         "activation": net.spec.hidden.name,
@@ -76,10 +132,15 @@ def save(net: DenseNetwork, path: str | os.PathLike[str]) -> Path:
     """Write ``net``'s sizes, parameters, cost and activation to ``path`` (``.npz`` or ``.json``).
 
     Refuses (``ValueError``) to write non-finite parameters: such a network has
-    diverged and the file could not be loaded again.
+    diverged and the file could not be loaded again; and a ``.json`` of a
+    network the book's ``network2.load`` would read as another one
+    (:func:`json_problem`), before anything is written.
     """
     path = Path(path)
     fmt = _format_of(path)
+    problem = json_problem(net) if fmt == ".json" else None
+    if problem is not None:
+        raise ValueError(f"not saving {path}: {problem}")
     if len(net.sizes) > _MAX_LAYERS:
         raise ValueError(f"not saving {path}: {len(net.sizes)} layer sizes; a model file holds at most {_MAX_LAYERS}")
     weights = [_host_view(w) for w in net.weights]  # read only: no copy
@@ -108,7 +169,7 @@ def save(net: DenseNetwork, path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def _check_size(path: Path) -> None:
+def check_file_size(path: Path) -> None:
     size = path.stat().st_size
     limit = limits.MODEL_BYTES.value()
     if size > limit:
@@ -221,14 +282,14 @@ def _npz_members(path: Path) -> dict[str, np.ndarray]:
                     arrays[info.filename[: -len(".npy")]] = np.lib.format.read_array(member, allow_pickle=False)
     except ModelFileError:
         raise
-    except _ZIP_ERRORS as exc:
+    except ZIP_ERRORS as exc:
         raise ModelFileError(f"{path}: not a readable .npz model ({type(exc).__name__}: {exc})") from exc
     return arrays
 
 
 _LAYER_MEMBER = re.compile(r"(weights|biases)_(0|[1-9][0-9]{0,5})")
 #: What reading a damaged zip archive raises (zipfile and the decompressors it uses).
-_ZIP_ERRORS = (
+ZIP_ERRORS = (
     OSError,
     ValueError,
     EOFError,
@@ -395,7 +456,7 @@ def read_model(path: str | os.PathLike[str]) -> tuple[list[int], list[np.ndarray
         raise FileNotFoundError(f"model file not found: {path}")
     if not path.is_file():
         raise ModelFileError(f"{path}: not a regular file")
-    _check_size(path)
+    check_file_size(path)
     weights, biases, meta = _read_npz(path) if fmt == ".npz" else _read_json(path)
     for i, array in enumerate([*weights, *biases]):
         if array.dtype.kind == "f" and array.dtype.itemsize < 4:
@@ -410,6 +471,7 @@ def read_model(path: str | os.PathLike[str]) -> tuple[list[int], list[np.ndarray
         sizes = check_layer_arrays(weights, biases)
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: {exc}") from exc
+    check_format(path, meta, name=FORMAT, version=FORMAT_VERSION, required=False)
     cost = meta.get("cost", QuadraticCost.name)
     if not isinstance(cost, str) or cost not in KNOWN_COSTS:
         raise ModelFileError(f"{path}: unknown cost {cost!r}; expected one of {KNOWN_COSTS}")
@@ -421,7 +483,7 @@ def read_model(path: str | os.PathLike[str]) -> tuple[list[int], list[np.ndarray
     return sizes, weights, biases, {"cost": cost, "activation": activation}
 
 
-def _is_network3_file(path: Path) -> bool:
+def is_network3_file(path: Path) -> bool:
     """An ``.npz`` written by ``network3.Network.save`` (its members are ``layer{i}_w``/``layer{i}_b``)."""
     if path.suffix.lower() != ".npz" or not path.is_file():
         return False
@@ -430,35 +492,3 @@ def _is_network3_file(path: Path) -> bool:
             return "layer0_w.npy" in archive.namelist()
     except (OSError, zipfile.BadZipFile):
         return False  # read_model reports what is wrong with the file
-
-
-def load(
-    path: str | os.PathLike[str],
-    xp: Any = "numpy",
-    *,
-    dtype: str | None = None,
-    device: Any = None,
-    network_class: type[DenseNetwork] | None = None,
-) -> Any:
-    """Load a model saved by :func:`save` (or by the book's ``network2``) onto any backend.
-
-    Returns a chapter-1 :class:`portable_nn.network.Network` for a sigmoid
-    network with the quadratic cost, a :class:`portable_nn.network2.Network`
-    (keeping its cost and activation) for other fully connected ones, and a
-    :class:`portable_nn.network3.Network` for a file ``network3`` saved;
-    ``network_class`` forces one of the first two.
-    ``dtype`` defaults to the file's (float64 for JSON).
-    """
-    from . import network, network2
-
-    if network_class is None and _is_network3_file(Path(path)):
-        from . import network3
-
-        return network3.load(path, xp, dtype=dtype, device=device)
-    _, weights, biases, meta = read_model(path)
-    chapter1 = meta["cost"] == QuadraticCost.name and meta["activation"] == "sigmoid"
-    cls = network_class or (network.Network if chapter1 else network2.Network)
-    options = {} if cls is network.Network else {"cost": meta["cost"], "activation": meta["activation"]}
-    if cls is network.Network and not chapter1:
-        raise ModelFileError(f"{path}: a {meta['cost']}/{meta['activation']} model needs network2.load")
-    return cls.from_arrays(weights, biases, xp, dtype=dtype, device=device, **options)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -247,3 +248,28 @@ def test_fallback_path_raises_when_nothing_is_writable(tmp_path, monkeypatch, un
     monkeypatch.setattr(atomic.tempfile, "gettempdir", lambda: str(unwritable_dir))
     with pytest.raises(OutputPathError, match=r"no writable place to save the output file meant for .*net\.npz"):
         fallback_path(tmp_path / "net.npz")
+
+
+def test_without_following_links_the_link_is_replaced_and_its_target_untouched(tmp_path):
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    link = tmp_path / "out.json"
+    link.symlink_to(target)
+    with atomic_write(link, "w", follow_links=False) as handle:
+        handle.write("new")
+    assert target.read_text() == "keep me"
+    assert not link.is_symlink() and link.read_text() == "new"
+
+
+def test_a_link_made_after_the_sweep_files_check_is_still_not_written_through(tmp_path, monkeypatch):
+    """The race of issue 17 class 1: a link that appears between the check and the write."""
+    from portable_nn.sweep import files
+
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    chosen = tmp_path / "chosen.json"
+    chosen.symlink_to(target)
+    monkeypatch.setattr(files, "_refuse_link_or_special", lambda path: None)  # the check ran before the link
+    files.write_json(chosen, {"a": 1})
+    assert target.read_text() == "keep me"
+    assert json.loads(chosen.read_text()) == {"a": 1}

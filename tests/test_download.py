@@ -148,6 +148,7 @@ def test_load_mnist_downloads_missing_files_into_the_cache(server, tmp_path, mon
 
 
 def test_no_network_error_says_where_to_put_the_files(server, tmp_path):
+    (tmp_path / "offline").mkdir()  # a missing --data-dir is refused before any download (test_idx.py)
     with pytest.raises(DownloadError, match=r"put the four MNIST files .* into .*offline"):
         load_mnist(tmp_path / "offline", mirrors=(server.url + "/error/",))
     assert _leftovers(tmp_path / "offline") == []

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
 
 import portable_nn.expand as expand_module
+from portable_nn.atomic import STALE_AFTER_S, temporary_name
 from portable_nn.expand import CACHE_NAME, SHIFT_ORDER, expand_mnist, expanded_mnist
 from portable_nn.idx import write_idx
 from portable_nn.mnist import FILES, load_mnist
@@ -219,3 +226,21 @@ def test_real_mnist_expansion(mnist_dir, tmp_path):
     np.testing.assert_array_equal(images[::5], train_x[:200])
     np.testing.assert_array_equal(labels, np.repeat(train_y[:200], 5))
     np.testing.assert_array_equal(images, book_expand(train_x[:200], train_y[:200])[0])
+
+
+def test_a_killed_builds_temporary_is_removed_while_the_cache_is_valid(tmp_path):
+    make_mnist_dir(tmp_path / "mnist")
+    cache = tmp_path / "cache"
+    expanded_mnist(tmp_path / "mnist", cache, n_train=10)
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()  # a writer that has died
+    name = temporary_name(cache / CACHE_NAME).name
+    stale = cache / re.sub(r"\.\d+-", f".{proc.pid}-", name)
+    stale.write_bytes(b"half a cache")
+    then = time.time() - STALE_AFTER_S - 60
+    os.utime(stale, (then, then))
+    live = cache / name  # this process's: never touched
+    live.write_bytes(b"in progress")
+    os.utime(live, (then, then))
+    expanded_mnist(tmp_path / "mnist", cache, n_train=10)  # valid cache: nothing is written
+    assert sorted(p.name for p in cache.iterdir()) == sorted([CACHE_NAME, live.name])

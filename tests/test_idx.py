@@ -270,3 +270,71 @@ def test_limit_defaults_without_the_environment(monkeypatch):
     for limit in limits.ALL:
         monkeypatch.delenv(limit.env, raising=False)
     assert [lim.value() for lim in limits.ALL] == [2**31, 2**28, 2**26, 2**31]
+
+
+# -- where data is looked for: missing directories are not created ------------------------------------------------
+@pytest.fixture
+def offline(monkeypatch):
+    """Every download fails as without internet; the calls are recorded."""
+    from portable_nn import download
+
+    calls = []
+
+    def fail(name, dest_dir, **kwargs):
+        calls.append((name, dest_dir))
+        os.makedirs(dest_dir, exist_ok=True)  # what the real download_file does first
+        raise download.DownloadError(f"could not download {name}: offline")
+
+    monkeypatch.setattr(download, "download_file", fail)
+    return calls
+
+
+def test_a_missing_data_dir_is_not_created_nor_downloaded_into(tmp_path, offline):
+    target = tmp_path / "nothere" / "x"
+    with pytest.raises(FileNotFoundError, match=r"data directory .*nothere/x does not exist"):
+        load_mnist(target)
+    assert offline == [] and list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_data_env_dir_is_not_created(tmp_path, monkeypatch, offline):
+    monkeypatch.setenv("PORTABLE_NN_DATA", str(tmp_path / "env"))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_data_wrapper()
+    assert offline == [] and list(tmp_path.iterdir()) == []
+
+
+def test_offline_the_default_cache_leaves_nothing_behind(tmp_path, monkeypatch, offline):
+    from portable_nn.download import DownloadError
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("PORTABLE_NN_DATA", raising=False)
+    with pytest.raises(DownloadError, match="offline"):
+        load_mnist()
+    assert len(offline) == 1  # it did try: an explicit download into the cache
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_cache_parent_is_kept_when_offline(tmp_path, monkeypatch, offline):
+    from portable_nn.download import DownloadError
+
+    (tmp_path / "cache" / "portable_nn").mkdir(parents=True)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("PORTABLE_NN_DATA", raising=False)
+    with pytest.raises(DownloadError):
+        load_mnist()
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["portable_nn"]
+    assert list((tmp_path / "cache" / "portable_nn").iterdir()) == []
+
+
+def test_a_data_dir_that_is_a_pickle_name_is_not_made_a_directory(tmp_path, offline):
+    with pytest.raises(FileNotFoundError, match="never downloaded"):
+        load_mnist(tmp_path / "mnist_expanded.pkl.gz")
+    assert offline == [] and list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_shape_that_numpy_cannot_form_is_an_idx_error(tmp_path):
+    """Found by the header fuzzer: (0, 1158, 1922, 91355, 45362342) holds no bytes but overflows NumPy's shapes."""
+    path = tmp_path / "empty.idx"
+    path.write_bytes(struct.pack(">HBB", 0, 8, 5) + struct.pack(">5I", 0, 1158, 1922, 91355, 45362342))
+    with pytest.raises(IDXFormatError, match="empty but its other dimensions exceed the limit"):
+        read_idx(path)

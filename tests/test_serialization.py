@@ -326,3 +326,89 @@ def test_saving_over_a_private_model_keeps_its_mode(tmp_path):
     path.chmod(0o600)
     Network(SIZES, seed=1).save(path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+# -- JSON only for what the book's network2.load reads as the same network; one format check for every chapter ----
+@pytest.mark.parametrize(
+    "options",
+    [{"activation": "tanh"}, {"activation": "relu"}, {"cost": "LogLikelihoodCost"}],
+    ids=["tanh", "relu", "softmax-log-likelihood"],
+)
+def test_json_of_a_network_the_book_would_misread_is_refused_before_writing(tmp_path, options):
+    from portable_nn import network2
+
+    net = network2.Network([4, 3, 2], seed=0, **options)
+    target = tmp_path / "net.json"
+    target.write_text("old")
+    with pytest.raises(ValueError, match=r"network2\.load reads only sigmoid networks .* save it as \.npz instead"):
+        net.save(target)
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["net.json"]
+    loaded = load(net.save(tmp_path / "net.npz"))  # .npz keeps it
+    assert loaded.spec.hidden.name == net.spec.hidden.name and loaded.cost is net.cost
+
+
+@pytest.mark.parametrize("cost", ["QuadraticCost", "CrossEntropyCost"])
+def test_json_of_book_networks_is_still_written(tmp_path, cost):
+    from portable_nn import network2
+
+    data = json.loads(network2.Network([4, 3, 2], cost=cost, seed=0).save(tmp_path / "net.json").read_text())
+    assert data["cost"] == cost and data["activation"] == "sigmoid"
+
+
+def test_cli_refuses_a_json_save_of_a_tanh_network_before_training(tmp_path, capsys):
+    from portable_nn.cli import main
+
+    args = ["train", "--activation", "tanh", "--data-dir", str(tmp_path / "none"), "--save", str(tmp_path / "m.json")]
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--save" in err and "save it as .npz instead" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".json"])
+@pytest.mark.parametrize(
+    "meta, pattern",
+    [
+        ({"format": "portable_nn", "version": 99}, r"unsupported portable_nn format version 99"),
+        ({"format": "portable_nn", "version": "1"}, r"unsupported portable_nn format version '1'"),
+        ({"format": "portable_nn"}, r"unsupported portable_nn format version None"),
+        ({"version": 2}, r"unsupported portable_nn format version 2"),
+        ({"format": "keras", "version": 1}, r"a 'keras' file \(written by another program\?\)"),
+    ],
+)
+def test_unknown_versions_and_other_programs_files_are_refused(tmp_path, suffix, meta, pattern):
+    net = Network(SIZES, seed=0)
+    path = net.save(tmp_path / f"m{suffix}")
+    if suffix == ".json":
+        data = json.loads(path.read_text())
+        data.pop("format"), data.pop("version")
+        path.write_text(json.dumps({**data, **meta}))
+    else:
+        with np.load(path) as archive:
+            arrays = {k: archive[k] for k in archive.files}
+        old = json.loads(str(arrays["meta"]))
+        old.pop("format"), old.pop("version")
+        arrays["meta"] = np.asarray(json.dumps({**old, **meta}))
+        np.savez(path, **arrays)
+    with pytest.raises(ModelFileError, match=pattern):
+        load(path)
+
+
+def test_network3_files_use_the_same_format_check(tmp_path):
+    from portable_nn import network3
+
+    net = network3.Network([network3.FullyConnectedLayer(4, 3), network3.SoftmaxLayer(3, 2)], 2, seed=0)
+    path = net.save(tmp_path / "conv.npz")
+    with np.load(path) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    meta = json.loads(str(arrays["meta"]))
+    for change, pattern in (
+        ({"version": 7}, "unsupported portable_nn.network3 format version 7"),
+        ({"format": "portable_nn"}, "a 'portable_nn' file"),
+    ):
+        arrays["meta"] = np.asarray(json.dumps({**meta, **change}))
+        np.savez(path, **arrays)
+        with pytest.raises(ModelFileError, match=pattern):
+            network3.load(path)

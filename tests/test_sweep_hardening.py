@@ -408,7 +408,7 @@ def _wait_for_records(path: Path, n: int, process: subprocess.Popen, timeout: fl
     raise AssertionError(f"no {n} records in {path} (exit {process.poll()})")
 
 
-LONG_TRIALS = ["--param", "hidden=30", "--param", "epochs=15", "--train-size", "3000"]  # about 1 s a trial
+LONG_TRIALS = ["--param", "hidden=30", "--param", "epochs=60", "--train-size", "3000"]  # 1-2 s a trial
 LONG_TRIALS += ["--validation-size", "100", "--test-size", "100"]
 
 

@@ -21,9 +21,9 @@ from ..dataforms import Dataset
 from ..digits import DigitImageError, read_digit_image
 from ..download import DownloadError, download_file
 from ..idx import IDXFormatError, read_idx
+from ..loading import load
 from ..mnist import DATA_ENV, FILES, existing_file, resolve_data_dir
 from ..network3 import Network as Network3
-from ..serialization import load
 from .common import CommandError, say, warn
 
 
@@ -32,14 +32,16 @@ def load_for_mnist(path: Path, backend: str, dtype: str | None) -> Any:
     if path.suffix.lower() not in (".npz", ".json"):
         raise CommandError(f"--model must end in .npz or .json; got {str(path)!r}", 2)
     net = load(path, backend, dtype=dtype)
-    chapter6 = isinstance(net, Network3)
-    n_in, n_out = (net.n_in, net.n_out) if chapter6 else (net.sizes[0], net.sizes[-1])
+    if isinstance(net, Network3):
+        n_in, n_out, work = net.n_in, net.n_out, limits.network_work(net.layers)
+    else:
+        n_in, n_out, work = net.sizes[0], net.sizes[-1], limits.network_work(list(net.sizes))
     if n_in != 784 or n_out != 10:
         raise CommandError(
             f"{path}: the model has {n_in} inputs and {n_out} outputs; MNIST needs 784 inputs and 10 outputs"
         )
     try:
-        limits.check_work(limits.network_work(net.layers if chapter6 else list(net.sizes)), str(path))
+        limits.check_work(work, str(path))
     except ValueError as exc:
         raise CommandError(str(exc)) from exc
     return net

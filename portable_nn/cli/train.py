@@ -22,6 +22,7 @@ from ..history import history_rows, plot_history, write_history
 from ..mnist import FILES, load_mnist, resolve_data_dir
 from ..network2 import Network
 from ..network3 import Network3EpochResult, NetworkSpec, load_expanded_training_data
+from ..serialization import json_problem
 from ..training import EpochResult
 from .common import CommandError, say, warn
 from .config import BOOK_TRAIN, EXPANDED_TRAIN, RunConfig, check_network_size, config_from_args
@@ -148,6 +149,9 @@ def _prepare(config: RunConfig) -> tuple[Any, dict[str, Path], Dataset, Dataset,
     spec = config.spec
     if spec is None:
         net: Any = build_network(config)
+        problem = json_problem(net) if "--save" in outputs and outputs["--save"].suffix.lower() == ".json" else None
+        if problem is not None:  # refused before training, not after it
+            raise CommandError(f"--save {config.save}: {problem}", 2)
         train, evaluation = training_data(config)
         test = None
         what = f"{net.sizes}"

@@ -279,7 +279,7 @@ def json_safe(value: Any) -> Any:
 def write_json(path: Path, value: Any) -> None:
     """Replace ``path`` atomically with ``value`` as indented strict JSON; a link at ``path`` is refused."""
     _refuse_link_or_special(path)
-    with atomic_write(path, "w") as handle:
+    with atomic_write(path, "w", follow_links=False) as handle:  # a link made after the check is replaced, not followed
         json.dump(json_safe(value), handle, indent=2, allow_nan=False)
 
 

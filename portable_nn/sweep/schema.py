@@ -133,7 +133,8 @@ def _check_params(value: Any, config: Mapping[str, Any]) -> dict[str, Any]:
     params = _object(value, "params")
     for name, setting in params.items():
         if name not in DEFAULTS or type(setting) is not type(config[name]) or setting != config[name]:
-            raise SchemaError(f"params.{name} ({setting!r:.40}) is not the config's {name}")
+            where = f"params.{name}" if name.isidentifier() else f"params[{name!r:.40}]"  # a key from the file: quoted
+            raise SchemaError(f"{where} ({setting!r:.40}) is not the config's")
     return params
 
 
