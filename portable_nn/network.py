@@ -9,10 +9,12 @@ to the host per mini-batch.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
 from . import initializers
+from .checkpoint import data_identity, network_settings, open_checkpoint
 from .model import EVAL_CHUNK, DenseNetwork
 from .training import EpochResult, sgd
 from .validation import check_eta, check_int
@@ -87,6 +89,8 @@ class Network(DenseNetwork):
         quiet: bool = False,
         on_batch: Callable[[int], None] | None = None,
         on_epoch: Callable[[EpochResult], None] | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        resume: bool = False,
     ) -> list[EpochResult]:
         """Train with mini-batch stochastic gradient descent.
 
@@ -101,13 +105,26 @@ class Network(DenseNetwork):
         after each mini-batch of ``m`` samples is queued (for progress bars; it
         must not read device arrays), ``on_epoch(result)`` after each epoch.
         Interrupting (Ctrl-C) leaves the network as it was after the last
-        completed epoch.
+        completed epoch.  ``checkpoint=DIR`` writes ``DIR/checkpoint.npz``
+        after every epoch; ``resume=True`` continues from it (same settings,
+        data and seed: the weights come out bit for bit as without the
+        interrupt; the results returned include the earlier epochs).  See
+        :mod:`portable_nn.checkpoint`.
         """
         epochs = check_int(epochs, "epochs", 0)
         mini_batch_size = check_int(mini_batch_size, "mini_batch_size", 1)
         eta = check_eta(eta)
         train = self._device_data(training_data, "training_data", training=True)
         test = None if test_data is None else self._device_data(test_data, "test_data", training=False)
+        saved = open_checkpoint(
+            checkpoint,
+            resume,
+            network_settings(
+                self, epochs=epochs, mini_batch_size=mini_batch_size, eta=eta,
+                training_data=data_identity(train), test_data=data_identity(test),
+            ),
+            result_type=EpochResult,
+        )  # fmt: skip
 
         def report(j: int, seconds: float, eta: float) -> EpochResult:
             correct = None if test is None else self._count_correct(test)
@@ -116,7 +133,10 @@ class Network(DenseNetwork):
                 print(f"Epoch {j} complete" if test is None else f"Epoch {j}: {correct} / {test.n}")
             return result
 
-        return sgd(self, train, epochs, mini_batch_size, eta, report=report, on_batch=on_batch, on_epoch=on_epoch)
+        return sgd(
+            self, train, epochs, mini_batch_size, eta, report=report, on_batch=on_batch, on_epoch=on_epoch,
+            checkpoint=saved,
+        )  # fmt: skip
 
     def evaluate(self, test_data: Any) -> int:
         """Number of samples whose most active output neuron matches the label.

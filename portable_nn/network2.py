@@ -32,6 +32,7 @@ import numpy as np
 
 from . import initializers
 from .activations import SIGMOID, Activation, on_number_or_array, resolve_activation
+from .checkpoint import data_identity, network_settings, open_checkpoint
 from .costs import CrossEntropyCost, LogLikelihoodCost, QuadraticCost, get_cost
 from .dense import REGULARIZATIONS, DenseSpec
 from .model import DenseNetwork
@@ -175,6 +176,8 @@ class Network(DenseNetwork):
         quiet: bool = False,
         on_batch: Callable[[int], None] | None = None,
         on_epoch: Callable[[EpochResult], None] | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        resume: bool = False,
     ) -> tuple[list[float], list[int], list[float], list[int]]:
         """Mini-batch SGD with the book's monitoring; returns the book's four lists.
 
@@ -184,6 +187,11 @@ class Network(DenseNetwork):
         ``early_stopping_n`` and ``schedule_n`` watch the accuracy on
         ``evaluation_data`` (which they therefore need).  ``on_epoch`` receives
         an :class:`EpochResult` carrying every monitored value and the epoch's ``eta``.
+        ``checkpoint=DIR`` writes ``DIR/checkpoint.npz`` after every epoch
+        (parameters, momentum velocities, generator state, eta, the stop
+        rules' counters, the results); ``resume=True`` continues from it, bit
+        for bit as an uninterrupted run with the same seed, settings and data
+        (the four lists then include the earlier epochs).  See :mod:`portable_nn.checkpoint`.
         """
         epochs = check_int(epochs, "epochs", 0)
         mini_batch_size = check_int(mini_batch_size, "mini_batch_size", 1)
@@ -202,8 +210,33 @@ class Network(DenseNetwork):
             None if evaluation_data is None else self._device_data(evaluation_data, "evaluation_data", training=False)
         )
         watch_accuracy = monitor_evaluation_accuracy or bool(early_stopping_n or schedule_n)
-        self._velocities = None  # momentum starts from rest in every SGD call
+        self._velocities = None  # momentum starts from rest in every SGD call (or from the checkpoint's)
+        saved = open_checkpoint(
+            checkpoint,
+            resume,
+            network_settings(
+                self, epochs=epochs, mini_batch_size=mini_batch_size, eta=eta, lmbda=lmbda, mu=mu,
+                regularization=regularization, early_stopping_n=early_stopping_n, schedule_n=schedule_n,
+                monitor=[monitor_evaluation_cost, monitor_evaluation_accuracy, monitor_training_cost,
+                         monitor_training_accuracy],
+                training_data=data_identity(train), evaluation_data=data_identity(evaluation),
+            ),
+            result_type=EpochResult,
+        )  # fmt: skip
         lists: tuple[list[float], list[int], list[float], list[int]] = ([], [], [], [])
+
+        def collect(result: EpochResult) -> None:
+            if result.training_cost is not None:
+                lists[2].append(result.training_cost)
+            if result.training_correct is not None:
+                lists[3].append(result.training_correct)
+            if result.evaluation_cost is not None:
+                lists[0].append(result.evaluation_cost)
+            if monitor_evaluation_accuracy and result.correct is not None:
+                lists[1].append(result.correct)
+
+        for earlier in saved.results() if saved is not None else ():
+            collect(earlier)
 
         def report(j: int, seconds: float, eta_now: float) -> EpochResult:
             result = EpochResult(
@@ -219,18 +252,15 @@ class Network(DenseNetwork):
                 n_train=train.n,
                 eta=eta_now,
             )
+            collect(result)
             lines = [f"Epoch {j} training complete"]
             if result.training_cost is not None:
-                lists[2].append(result.training_cost)
                 lines.append(f"Cost on training data: {result.training_cost}")
             if result.training_correct is not None:
-                lists[3].append(result.training_correct)
                 lines.append(f"Accuracy on training data: {result.training_correct} / {train.n}")
             if result.evaluation_cost is not None:
-                lists[0].append(result.evaluation_cost)
                 lines.append(f"Cost on evaluation data: {result.evaluation_cost}")
             if monitor_evaluation_accuracy and result.correct is not None:
-                lists[1].append(result.correct)
                 lines.append(f"Accuracy on evaluation data: {result.correct} / {result.n_test}")
             if not quiet:
                 print("\n".join(lines) + "\n")
@@ -249,6 +279,7 @@ class Network(DenseNetwork):
             rules=StopRules(early_stopping_n=early_stopping_n, schedule_n=schedule_n),
             on_batch=on_batch,
             on_epoch=on_epoch,
+            checkpoint=saved,
         )
         return lists
 

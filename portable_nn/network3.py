@@ -64,6 +64,7 @@ import numpy as np
 from . import dataforms, initializers
 from .atomic import atomic_write
 from .backends import Backend, _host_view, resolve_backend, to_numpy
+from .checkpoint import data_identity, network_settings, open_checkpoint
 from .compiled import compile_function, epoch_function
 from .dense import State
 from .layers import (
@@ -394,6 +395,8 @@ class Network:
         quiet: bool = False,
         on_batch: Callable[[int], None] | None = None,
         on_epoch: Callable[[EpochResult], None] | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        resume: bool = False,
     ) -> list[Network3EpochResult]:
         """Mini-batch SGD with the book's cost (log-likelihood + ``0.5·lmbda·Σ‖w‖²/num_training_batches``).
 
@@ -405,6 +408,11 @@ class Network:
         accuracy) unless ``quiet``, and finally the book's summary.  Returns one
         :class:`Network3EpochResult` per epoch.  Parameters change only at
         the end of an epoch: Ctrl-C leaves the network as after the last whole one.
+        ``checkpoint=DIR`` writes ``DIR/checkpoint.npz`` after every epoch
+        (parameters, generator state, so the dropout masks continue, and the
+        results); ``resume=True`` continues from it, bit for bit as an
+        uninterrupted run with the same seed, settings and data (the results
+        include the earlier epochs).  See :mod:`portable_nn.checkpoint`.
         """
         epochs = check_int(epochs, "epochs", 0)
         mini_batch_size = check_int(mini_batch_size, "mini_batch_size", 1)
@@ -421,6 +429,21 @@ class Network:
         batches_per_epoch = -(-train.n // mini_batch_size)
         counter = {"iteration": 0}
         best: dict[str, Any] = {"validation": -1, "iteration": None, "test": None}
+        saved = open_checkpoint(
+            checkpoint,
+            resume,
+            network_settings(
+                self, epochs=epochs, mini_batch_size=mini_batch_size, eta=eta, lmbda=lmbda,
+                training_data=data_identity(train), validation_data=data_identity(validation),
+                test_data=data_identity(test),
+            ),
+            result_type=Network3EpochResult,
+        )  # fmt: skip
+        for earlier in saved.results() if saved is not None else ():
+            if earlier.best:  # the best-so-far bookkeeping of the epochs before the interrupt
+                best["validation"], best["iteration"] = earlier.correct, (earlier.epoch + 1) * batches_per_epoch - 1
+            best["test"] = earlier.test_correct
+            counter["iteration"] = (earlier.epoch + 1) * batches_per_epoch
 
         def count_batches(m: int) -> None:
             done = counter["iteration"]
@@ -474,6 +497,7 @@ class Network:
             on_batch=count_batches,
             on_epoch=on_epoch,
             before_epoch=before_epoch,
+            checkpoint=saved,
         )
         say("Finished training network.")
         if validation is not None and best["iteration"] is not None:

@@ -31,6 +31,7 @@ import numpy as np
 
 from . import initializers
 from .backends import Backend, _host_view
+from .checkpoint import Checkpoint
 from .compiled import chunk_size, wait
 from .dataforms import DeviceData
 from .dense import State
@@ -249,6 +250,7 @@ def sgd(
     on_batch: Callable[[int], None] | None = None,
     on_epoch: Callable[[EpochResult], None] | None = None,
     before_epoch: Callable[[int], DeviceData | None] | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> list[EpochResult]:
     """Run up to ``epochs`` epochs of mini-batch SGD on resident data; returns one result per epoch.
 
@@ -271,14 +273,26 @@ def sgd(
     the output activations are saturated at 0 or 1, or the NumPy arithmetic of
     training or evaluation overflowed or produced an invalid value (those
     NumPy warnings themselves are not shown).
+
+    ``checkpoint`` (:class:`~portable_nn.checkpoint.Checkpoint`): when it
+    resumes, the loop starts from its parameters, velocities, generator state,
+    eta, stop-rule counters and history; after every epoch (once the stop rules
+    have run, before ``on_epoch``) it is written again.
     """
     compiled = net._compiled_step(lmbda=lmbda, n=train.n, mu=mu, regularization=regularization, divisor=train.divisor)
     runner = _Runner(net, train, mini_batch_size, compiled)
     backend = net.backend
     history: list[EpochResult] = []
     plateau = Plateau()
-    eta0, warned = eta, False
-    for j in range(epochs):
+    eta0, warned, first = eta, False, 0
+    if checkpoint is not None and checkpoint.progress is not None:
+        checkpoint.restore(net)
+        progress = checkpoint.progress
+        history, first, eta = checkpoint.results(), progress.epoch, progress.eta
+        plateau.best, plateau.since = progress.best, progress.since
+        if progress.stopped:
+            return history
+    for j in range(first, epochs):
         start = time.perf_counter()
         if before_epoch is not None:
             fresh = before_epoch(j)
@@ -301,16 +315,29 @@ def sgd(
         if errors.first is not None and not warned:
             warned = _diverged(j, eta, f"the arithmetic hit a floating-point {errors.first}")
         history.append(result)
+        eta, stop = _apply_rules(rules, plateau, result, eta, eta0)
+        if checkpoint is not None:
+            checkpoint.save(
+                state, net, epoch=j + 1, eta=eta, best=plateau.best, since=plateau.since, stopped=stop, history=history
+            )
         if on_epoch is not None:
             on_epoch(result)
-        if result.correct is None or not (rules.early_stopping_n or rules.schedule_n):
-            continue
-        since = plateau.update(result.correct)
-        if rules.early_stopping_n and since >= rules.early_stopping_n:
+        if stop:
             break
-        if rules.schedule_n and since >= rules.schedule_n:
-            eta /= 2.0
-            plateau.since = 0
-            if eta <= eta0 / 128.0:
-                break
     return history
+
+
+def _apply_rules(
+    rules: StopRules, plateau: Plateau, result: EpochResult, eta: float, eta0: float
+) -> tuple[float, bool]:
+    """The stop rules after one epoch: returns the next epoch's ``eta`` and whether to stop."""
+    if result.correct is None or not (rules.early_stopping_n or rules.schedule_n):
+        return eta, False
+    since = plateau.update(result.correct)
+    if rules.early_stopping_n and since >= rules.early_stopping_n:
+        return eta, True
+    if rules.schedule_n and since >= rules.schedule_n:
+        eta /= 2.0
+        plateau.since = 0
+        return eta, eta <= eta0 / 128.0
+    return eta, False

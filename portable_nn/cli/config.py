@@ -67,6 +67,10 @@ class RunConfig:
     save: Path | None = None
     history: Path | None = None
     plot: Path | None = None
+    #: ``--checkpoint DIR`` (or ``--resume DIR``): where the per-epoch checkpoint is kept.
+    checkpoint: Path | None = None
+    #: ``--resume DIR``: continue from the checkpoint in ``checkpoint``.
+    resume: bool = False
     quiet: bool = False
 
     @property
@@ -113,8 +117,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     given = {
         field.name: getattr(args, field.name)
         for field in dataclasses.fields(RunConfig)
-        if getattr(args, field.name, None) is not None and field.name not in ("download", "test_size_given")
+        if getattr(args, field.name, None) is not None and field.name not in ("download", "test_size_given", "resume")
     }
+    given.update(_checkpoint_options(args))
     given["sizes"] = tuple(given.get("sizes", DEFAULTS.sizes))
     given["monitor"] = tuple(given.get("monitor", ()))
     spec = None if args.preset is None else PRESETS[args.preset](args.batch_size)
@@ -133,6 +138,21 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     )  # fmt: skip
     _check_combination(config)
     return config
+
+
+def _checkpoint_options(args: argparse.Namespace) -> dict[str, object]:
+    """``checkpoint``/``resume`` from ``--checkpoint DIR`` and ``--resume DIR`` (which keeps checkpointing in DIR)."""
+    resume_dir, checkpoint = getattr(args, "resume_dir", None), getattr(args, "checkpoint", None)
+    for flag, path in (("--checkpoint", checkpoint), ("--resume", resume_dir)):
+        if path is not None and path.exists() and not path.is_dir():
+            raise CommandError(f"{flag} {path}: is a file; {flag} names a directory (it holds checkpoint.npz)", 2)
+    if resume_dir is None:
+        return {}
+    if checkpoint is not None and checkpoint != resume_dir:
+        raise CommandError(
+            f"--resume {resume_dir} keeps checkpointing in {resume_dir}; drop --checkpoint {checkpoint}", 2
+        )
+    return {"checkpoint": resume_dir, "resume": True}
 
 
 def _check_combination(config: RunConfig) -> None:

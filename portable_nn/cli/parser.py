@@ -210,6 +210,15 @@ def _add_train_options(train: argparse.ArgumentParser) -> None:
     out.add_argument("--save", type=Path, default=None, help="save the model to PATH (.npz or .json)")
     out.add_argument("--history", type=Path, default=None, help="write per-epoch history to PATH (.json or .csv)")
     out.add_argument("--plot", type=Path, default=None, help="draw the accuracy/cost curves to PATH (.png)")
+    out.add_argument(
+        "--checkpoint", type=Path, default=None, metavar="DIR",
+        help="after every epoch, keep in DIR/checkpoint.npz everything needed to continue the run",
+    )  # fmt: skip
+    out.add_argument(
+        "--resume", dest="resume_dir", type=Path, default=None, metavar="DIR",
+        help="continue the run checkpointed in DIR (same options; keeps checkpointing there); "
+        "the result is bit for bit that of an uninterrupted run",
+    )  # fmt: skip
     train.add_argument("--quiet", action="store_true", help="print only the final summary")
 
 

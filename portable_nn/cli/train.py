@@ -15,12 +15,13 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .. import initializers
+from .. import checkpoint, initializers
+from ..atomic import OutputPathError, check_writable
 from ..dataforms import Dataset
 from ..history import history_rows, plot_history, write_history
 from ..mnist import FILES, load_mnist, resolve_data_dir
 from ..network2 import Network
-from ..network3 import NetworkSpec, load_expanded_training_data
+from ..network3 import Network3EpochResult, NetworkSpec, load_expanded_training_data
 from ..serialization import json_problem
 from ..training import EpochResult
 from .common import CommandError, data_directory, say, warn
@@ -150,6 +151,7 @@ def _prepare(config: RunConfig) -> tuple[Any, dict[str, Path], Dataset, Dataset,
         {"--save": config.save, "--history": config.history, "--plot": config.plot}, _mnist_inputs(config)
     )
     space = check_space(outputs, count, config.dtype)
+    _check_checkpoint(config)
     spec = config.spec
     if spec is None:
         net: Any = build_network(config)
@@ -168,7 +170,64 @@ def _prepare(config: RunConfig) -> tuple[Any, dict[str, Path], Dataset, Dataset,
     return net, outputs, train, evaluation, test, what
 
 
+def _check_checkpoint(config: RunConfig) -> None:
+    """``--checkpoint``/``--resume DIR`` checked before any data is read: writable, and the file there to resume."""
+    directory = config.checkpoint
+    if directory is None:
+        return
+    flag = "--resume" if config.resume else "--checkpoint"
+    if config.resume and not (directory / checkpoint.FILE).is_file():
+        raise CommandError(f"--resume {directory}: no checkpoint there (run with --checkpoint {directory} first)", 2)
+    try:
+        check_writable(directory / checkpoint.FILE if directory.is_dir() else directory, f"{flag} directory")
+    except OutputPathError as exc:
+        raise CommandError(str(exc), 2) from exc
+
+
+def _resume(config: RunConfig, net: Any, printer: EpochPrinter) -> None:
+    """A ``--resume`` run: the checkpoint read and checked before any training; the printer starts where it ended.
+
+    The network takes the checkpoint's parameters now, so that a run whose
+    epochs were all done (or one interrupted before its next epoch) still
+    saves them; ``SGD`` then checks the settings and continues.
+    """
+    if not config.resume or config.checkpoint is None:
+        return
+    path = config.checkpoint / checkpoint.FILE
+    result_type = Network3EpochResult if config.preset is not None else EpochResult
+    try:
+        progress = checkpoint.read(path)
+        printer.history = [result_type(**fields) for fields in progress.history]
+    except (checkpoint.CheckpointError, checkpoint.CheckpointMismatchError, FileNotFoundError, TypeError) as exc:
+        raise CommandError(f"--resume: {exc}", 2) from exc
+    try:
+        checkpoint.restore_parameters(net, progress, path)
+    except checkpoint.CheckpointError:
+        pass  # other layer sizes: SGD's settings check names the option that differs
+    else:
+        if printer.history:
+            printer.committed = (printer.history[-1], net._get_state(False))
+    if not config.quiet:
+        done = len(printer.history)
+        ahead = (
+            f"continuing with epoch {done + 1}"
+            if done < config.epochs and not progress.stopped
+            else "the run had ended: nothing left to train"
+        )
+        say(f"resuming from {config.checkpoint}: {done} of {config.epochs} epochs done; {ahead}")
+
+
 def _fit(config: RunConfig, net: Any, train: Dataset, evaluation: Dataset, test: Dataset | None, **hooks: Any) -> None:
+    hooks.update(checkpoint=config.checkpoint, resume=config.resume)
+    try:
+        _fit_network(config, net, train, evaluation, test, **hooks)
+    except (checkpoint.CheckpointError, checkpoint.CheckpointMismatchError) as exc:
+        raise CommandError(f"--resume: {exc}", 2) from exc
+
+
+def _fit_network(
+    config: RunConfig, net: Any, train: Dataset, evaluation: Dataset, test: Dataset | None, **hooks: Any
+) -> None:
     if config.preset is not None:
         net.SGD(
             train, config.epochs, config.batch_size, config.eta, evaluation, test, config.lmbda, quiet=True, **hooks
@@ -196,6 +255,7 @@ def _writers(config: RunConfig, net: Any, history: list[EpochResult], reason: st
 def _train(config: RunConfig, stop: StopRequest) -> int:
     net, outputs, train, evaluation, test, what = _prepare(config)
     printer = EpochPrinter(net, config.epochs, train.n, config.quiet)
+    _resume(config, net, printer)
 
     def on_batch(m: int) -> None:
         printer.on_batch(m)
