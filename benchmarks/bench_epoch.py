@@ -26,8 +26,9 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 
 from benchmarks import machine
 from benchmarks.data import write_synthetic_mnist
-from benchmarks.report import Run, render, write_plot
+from benchmarks.report import Run, keep_owned_sections, render, write_plot
 from benchmarks.workers import Result, Worker, measure, run_job, start_workers
+from portable_nn.atomic import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -232,7 +233,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.elapsed = time.perf_counter() - started
     args.out.parent.mkdir(parents=True, exist_ok=True)
     plotted = write_plot(run, args.out.with_suffix(".png"))
-    args.out.write_text(render(run, plotted))
+    old = args.out.read_text() if args.out.exists() else ""
+    with atomic_write(args.out, "w") as handle:
+        handle.write(keep_owned_sections(old, render(run, plotted)))
     log(f"wrote {args.out} in {run.elapsed / 60:.1f} min")
     return 0
 

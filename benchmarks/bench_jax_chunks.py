@@ -24,7 +24,6 @@ import platform
 import re
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` and ``port
 import numpy as np
 
 from portable_nn import initializers, network, training
+from portable_nn.atomic import atomic_write
 from portable_nn.compiled import CHUNK_SECONDS, CHUNKS_PER_EPOCH
 from portable_nn.dense import State
 from portable_nn.training import _Runner
@@ -195,10 +195,8 @@ def write_section(path: Path, section: str) -> None:
     text = path.read_text() if path.exists() else ""
     pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END) + r"\n?", re.S)
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    with atomic_write(path, "w") as handle:
+        handle.write(text)
 
 
 def uptime() -> str:

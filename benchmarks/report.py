@@ -7,6 +7,7 @@ from the :class:`Run` that :mod:`benchmarks.bench_epoch` filled.
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +49,25 @@ class Run:
     elapsed: float = 0.0
     network2_available: bool = False
     torch_threads: dict[str, int] = field(default_factory=dict)  # torch row name -> intra-op threads
+
+
+# -- sections other scripts own ----------------------------------------------------
+_OWNED = re.compile(r"<!-- ([\w.-]+): begin -->.*?<!-- \1: end -->\n?", re.S)
+
+
+def _owned(name: str) -> re.Pattern[str]:
+    return re.compile(re.escape(f"<!-- {name}: begin -->") + r".*?" + re.escape(f"<!-- {name}: end -->") + r"\n?", re.S)
+
+
+def keep_owned_sections(old: str, new: str) -> str:
+    """``new`` with every ``<!-- NAME: begin --> ... <!-- NAME: end -->`` span of ``old`` kept (replaced in
+    place where ``new`` has the same span, else appended): another script's section (``bench_jax_chunks``)
+    survives a rewrite of the page."""
+    for match in _OWNED.finditer(old):
+        span = match.group(0) if match.group(0).endswith("\n") else match.group(0) + "\n"
+        same = _owned(match.group(1))
+        new = same.sub(lambda _, span=span: span, new) if same.search(new) else new.rstrip("\n") + "\n\n" + span
+    return new
 
 
 # -- formatting ------------------------------------------------------------------

@@ -102,3 +102,14 @@ def test_benchmark_smoke_run_writes_every_section_with_measured_numbers(tmp_path
         assert "Not run: no GPU." in text
     if importlib.util.find_spec("matplotlib") is not None:
         assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_rewrite_of_the_benchmark_page_keeps_other_scripts_sections():
+    from benchmarks.report import keep_owned_sections
+
+    section = "<!-- bench_jax_chunks: begin -->\n## JAX chunks\n| a | b |\n<!-- bench_jax_chunks: end -->\n"
+    old = "# Benchmarks\nold numbers\n\n" + section
+    kept = keep_owned_sections(old, "# Benchmarks\nnew numbers\n")
+    assert kept.startswith("# Benchmarks\nnew numbers\n") and kept.endswith(section) and "old numbers" not in kept
+    stale = section.replace("| a | b |", "| stale |")
+    assert keep_owned_sections(old, "new\n" + stale + "tail\n") == "new\n" + section + "tail\n"
