@@ -49,7 +49,7 @@ from .atomic import atomic_write
 from .backends import _host_view
 from .dataforms import DeviceData
 from .dense import State
-from .serialization import ZIP_ERRORS, npz_headers
+from .serialization import ZIP_ERRORS, npz_headers, read_members
 
 __all__ = [
     "FILE",
@@ -280,10 +280,7 @@ def read(path: Path, settings: dict[str, Any] | None = None) -> Progress:
             shape, dtype = headers["meta"]
             if shape != () or dtype.kind != "U" or dtype.itemsize > 4 * _MAX_META_CHARS:
                 raise CheckpointError(f"{path}: 'meta' must be one JSON string; got {dtype} {shape}")
-            arrays = {}
-            for name in headers:
-                with archive.open(name + ".npy") as member:
-                    arrays[name] = np.lib.format.read_array(member, allow_pickle=False)
+            arrays = read_members(archive, headers)
     except CheckpointError:
         raise
     except ZIP_ERRORS as exc:

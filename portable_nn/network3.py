@@ -82,7 +82,7 @@ from .layers import (
     sigmoid,
     tanh,
 )
-from .serialization import ZIP_ERRORS, ModelFileError, check_file_size, check_format, npz_headers
+from .serialization import ZIP_ERRORS, ModelFileError, check_file_size, check_format, npz_headers, read_members
 from .training import EpochResult, sgd
 from .validation import check_dtype, check_eta, check_int, check_lmbda, max_parameters
 
@@ -566,10 +566,7 @@ def _read_members(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
                     raise ModelFileError(f"{path}: {name} has shape {got_shape}, expected {tuple(shape)}")
                 if got_dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
                     raise ModelFileError(f"{path}: {name} is {got_dtype}; expected float32 or float64")
-            arrays = {}
-            for name in expected:
-                with archive.open(name + ".npy") as member:
-                    arrays[name] = np.lib.format.read_array(member, allow_pickle=False)
+            arrays = read_members(archive, expected)
     except ModelFileError:
         raise
     except ZIP_ERRORS as exc:

@@ -38,7 +38,7 @@ import struct
 import warnings
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -252,6 +252,15 @@ def npz_headers(path: Path, archive: zipfile.ZipFile, allowed: Callable[[str], b
             raise ModelFileError(f"{path}: its arrays declare more than {limit} bytes; {limits.MODEL_BYTES.hint()}")
         headers[name] = (shape, dtype)
     return headers
+
+
+def read_members(archive: zipfile.ZipFile, names: Iterable[str]) -> dict[str, np.ndarray]:
+    """The ``.npy`` members ``names`` of ``archive`` (headers already checked by :func:`npz_headers`), no pickle."""
+    arrays = {}
+    for name in names:
+        with archive.open(name + ".npy") as member:
+            arrays[name] = np.lib.format.read_array(member, allow_pickle=False)
+    return arrays
 
 
 def _is_layer(name: str) -> bool:
