@@ -13,12 +13,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+from ..signals import STOP_SIGNALS, handling
 from .common import warn
 
 #: The signals that stop training: those of the platform among SIGINT, SIGTERM and SIGHUP.
-STOP_SIGNALS: tuple[signal.Signals, ...] = tuple(
-    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
-)
 
 
 class StopRequest:
@@ -43,12 +41,8 @@ class StopRequest:
     @contextmanager
     def installed(self) -> Iterator[StopRequest]:
         """Handle :data:`STOP_SIGNALS` inside the ``with`` block; the previous handlers come back after it."""
-        previous = {sig: signal.signal(sig, self._handler) for sig in STOP_SIGNALS}
-        try:
+        with handling(STOP_SIGNALS, self._handler):
             yield self
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
 
     def check(self) -> None:
         """Raise ``KeyboardInterrupt`` once a stop signal has arrived."""

@@ -26,11 +26,15 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from ..signals import STOP_SIGNALS as ALL_STOP_SIGNALS
+from ..signals import handling
+
 __all__ = ["add_sweep_parser", "cmd_sweep", "main"]
 
 _PROG = "portable-nn sweep"
 #: Signals that end a sweep like Ctrl-C (the finished trials are on disk already).
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+#: SIGINT stays Python's own KeyboardInterrupt here; these two are turned into one.
+STOP_SIGNALS = tuple(s for s in ALL_STOP_SIGNALS if s != signal.SIGINT)
 
 
 def _positive_int(text: str) -> int:
@@ -170,12 +174,8 @@ class _Stopped:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[_Stopped]:
-        previous = {sig: signal.signal(sig, self._handler) for sig in STOP_SIGNALS}
-        try:
+        with handling(STOP_SIGNALS, self._handler):
             yield self
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
 
     def report(self, results: Path) -> int:
         name = signal.Signals(self.signum).name
