@@ -5,7 +5,7 @@ any other.  Writes go through :func:`portable_nn.atomic.atomic_write`, so a
 crash or Ctrl-C never leaves a half-written model.  Reading checks sizes
 before allocating (file size, npz member headers, JSON nesting), then keys,
 shapes, dtypes and finiteness, and names the file on failure; the network is
-then built from the arrays (:meth:`DenseNetwork.from_arrays`), never from
+then built from the arrays (:meth:`portable_nn.model.DenseNetwork.from_arrays`), never from
 random weights of a declared shape.
 
 ``.json``: ``{"sizes", "weights", "biases", "cost"}`` exactly as the book's
@@ -38,20 +38,37 @@ import struct
 import warnings
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any, Protocol
 
 import numpy as np
 
 from . import limits
+from ._types import Array
 from .atomic import atomic_write
 from .backends import _host_view
 from .costs import COSTS, QuadraticCost
+from .dense import DenseSpec
 from .validation import check_layer_arrays, check_sizes
 
-if TYPE_CHECKING:
-    from .model import DenseNetwork
+
+class SavableNetwork(Protocol):
+    """What a chapter-1/3 model file is written from (``model.DenseNetwork`` is one); the file layer needs no
+    network class, so it imports none."""
+
+    @property
+    def sizes(self) -> list[int]: ...
+
+    @property
+    def weights(self) -> Sequence[Array]: ...
+
+    @property
+    def biases(self) -> Sequence[Array]: ...
+
+    @property
+    def spec(self) -> DenseSpec: ...
+
 
 FORMATS = (".npz", ".json")
 #: Version of the files written now (1: cost and activation recorded).
@@ -78,7 +95,7 @@ BOOK_JSON_COSTS = ("QuadraticCost", "CrossEntropyCost")
 FORMAT = "portable_nn"
 
 
-def json_problem(net: DenseNetwork) -> str | None:
+def json_problem(net: SavableNetwork) -> str | None:
     """Why ``net`` cannot be saved as the book's network2 JSON, or ``None`` when it can.
 
     The book's ``network2.load`` builds a sigmoid network with the cost its
@@ -119,7 +136,7 @@ def check_format(path: Path, meta: dict[str, Any], *, name: str, version: int, r
             )
 
 
-def _meta(net: DenseNetwork) -> dict[str, Any]:
+def _meta(net: SavableNetwork) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "version": FORMAT_VERSION,
@@ -128,7 +145,7 @@ def _meta(net: DenseNetwork) -> dict[str, Any]:
     }
 
 
-def save(net: DenseNetwork, path: str | os.PathLike[str]) -> Path:
+def save(net: SavableNetwork, path: str | os.PathLike[str]) -> Path:
     """Write ``net``'s sizes, parameters, cost and activation to ``path`` (``.npz`` or ``.json``).
 
     Refuses (``ValueError``) to write non-finite parameters: such a network has
