@@ -49,11 +49,8 @@ What differs from the book (all documented in ``docs/chapter6.md``):
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import re
-import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,7 +59,6 @@ from typing import Any
 import numpy as np
 
 from . import dataforms, initializers
-from .atomic import atomic_write
 from .backends import Backend, _host_view, resolve_backend, to_numpy
 from .checkpoint import data_identity, network_settings, open_checkpoint
 from .compiled import compile_function, epoch_function
@@ -75,14 +71,21 @@ from .layers import (
     SoftmaxLayer,
     check_stack,
     forward_eval,
-    layer_from_spec,
     linear,
     log_likelihood,
     make_step,
     sigmoid,
     tanh,
 )
-from .serialization import ZIP_ERRORS, ModelFileError, check_file_size, check_format, npz_headers, read_members
+from .network3_data import (
+    SharedArray,
+    SharedPair,
+    get_value,
+    load_data_shared,
+    load_expanded_training_data,
+    size,
+)
+from .network3_files import read_network3_file, write_network3_file
 from .training import EpochResult, sgd
 from .validation import check_dtype, check_eta, check_int, check_lmbda, max_parameters
 
@@ -101,6 +104,7 @@ __all__ = [
     "linear",
     "load",
     "load_data_shared",
+    "load_expanded_training_data",
     "preset_network",
     "sigmoid",
     "size",
@@ -110,10 +114,6 @@ __all__ = [
 #: Most floats one evaluation chunk may hold across its layers' temporaries (2**24: 64 MB in float32).
 EVAL_FLOATS = 2**24
 #: Model files written now.
-FORMAT = "portable_nn.network3"
-FORMAT_VERSION = 1
-_MEMBER = re.compile(r"layer(0|[1-9][0-9]{0,3})_([wb])")
-_MAX_META_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -515,91 +515,8 @@ class Network:
         with the layer specification, the mini-batch size and the dtype; atomic.  Loads onto any backend
         with :func:`load`.  Refuses (``ValueError``) non-finite parameters."""
         path = Path(path)
-        if path.suffix.lower() != ".npz":
-            raise ValueError(f"network3 models are saved as .npz; got {str(path)!r}")
-        arrays: dict[str, np.ndarray] = {}
-        for i, layer in enumerate(self.layers):
-            for name, value in (("w", layer.w), ("b", layer.b)):
-                host = _host_view(value)  # read only: no copy
-                if not np.all(np.isfinite(host)):
-                    raise ValueError(f"not saving {path}: layer {i} {name} holds NaN or infinite values")
-                arrays[f"layer{i}_{name}"] = host
-        meta = {
-            "format": FORMAT,
-            "version": FORMAT_VERSION,
-            "mini_batch_size": self.mini_batch_size,
-            "dtype": self.dtype,
-            "layers": [layer.spec() for layer in self.layers],
-        }
-        arrays["meta"] = np.asarray(json.dumps(meta))
-        with atomic_write(path, "wb") as handle:
-            np.savez(handle, allow_pickle=False, **arrays)
+        write_network3_file(path, self.layers, self.mini_batch_size, self.dtype)
         return path
-
-
-# -- loading -----------------------------------------------------------------------------------------
-def _read_members(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """``(meta, arrays)`` of a network3 ``.npz``: every header checked against the layer spec before reading."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            headers = npz_headers(
-                path, archive, lambda name: name == "meta" or _MEMBER.fullmatch(name) is not None, "network3 model"
-            )
-            if "meta" not in headers:
-                raise ModelFileError(f"{path}: missing 'meta' (not a network3 model)")
-            meta_shape, meta_dtype = headers["meta"]
-            if meta_shape != () or meta_dtype.kind != "U" or meta_dtype.itemsize > _MAX_META_BYTES:
-                raise ModelFileError(f"{path}: 'meta' must be one JSON string; got {meta_dtype} {meta_shape}")
-            with archive.open("meta.npy") as member:
-                meta_text = str(np.lib.format.read_array(member, allow_pickle=False))
-            meta, layers = _parse_meta(path, meta_text)
-            expected = {f"layer{i}_w": layer.w_shape for i, layer in enumerate(layers)}
-            expected.update({f"layer{i}_b": layer.b_shape for i, layer in enumerate(layers)})
-            present = set(headers) - {"meta"}
-            if present != set(expected):
-                raise ModelFileError(
-                    f"{path}: members {sorted(present)} do not match the {len(layers)} layers in 'meta'"
-                )
-            for name, shape in expected.items():
-                got_shape, got_dtype = headers[name]
-                if got_shape != tuple(shape):
-                    raise ModelFileError(f"{path}: {name} has shape {got_shape}, expected {tuple(shape)}")
-                if got_dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
-                    raise ModelFileError(f"{path}: {name} is {got_dtype}; expected float32 or float64")
-            arrays = read_members(archive, expected)
-    except ModelFileError:
-        raise
-    except ZIP_ERRORS as exc:
-        raise ModelFileError(f"{path}: not a readable network3 .npz model ({type(exc).__name__}: {exc})") from exc
-    for name, array in arrays.items():
-        if not np.all(np.isfinite(array)):
-            raise ModelFileError(f"{path}: {name} holds NaN or infinite values")
-    meta["_layers"] = layers
-    return meta, arrays
-
-
-def _parse_meta(path: Path, text: str) -> tuple[dict[str, Any], list[Layer]]:
-    try:
-        meta = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise ModelFileError(f"{path}: 'meta' is not JSON ({exc})") from exc
-    if not isinstance(meta, dict):
-        raise ModelFileError(f"{path}: 'meta' must be a JSON object")
-    check_format(path, meta, name=FORMAT, version=FORMAT_VERSION, required=True)
-    specs = meta.get("layers")
-    if not isinstance(specs, list) or not specs:
-        raise ModelFileError(f"{path}: 'meta' has no list of layers")
-    try:
-        layers = [layer_from_spec(spec) for spec in specs]
-        check_stack(layers)
-        check_int(meta.get("mini_batch_size"), "mini_batch_size", 1)
-        check_dtype(meta.get("dtype"))
-    except (TypeError, ValueError) as exc:
-        raise ModelFileError(f"{path}: {exc}") from exc
-    count = sum(math.prod(layer.w_shape) + math.prod(layer.b_shape) for layer in layers)
-    if count > max_parameters():
-        raise ModelFileError(f"{path}: {count:,} parameters is more than the limit of {max_parameters():,}")
-    return meta, layers
 
 
 def load(
@@ -617,136 +534,12 @@ def load(
     dtypes and finiteness; no random weights are drawn.  Raises
     :class:`portable_nn.ModelFileError` naming the file for anything malformed.
     """
-    path = Path(path)
-    if path.suffix.lower() != ".npz":
-        raise ModelFileError(f"network3 models are .npz files; got {str(path)!r}")
-    if not path.exists():
-        raise FileNotFoundError(f"model file not found: {path}")
-    if not path.is_file():
-        raise ModelFileError(f"{path}: not a regular file")
-    check_file_size(path)
-    meta, arrays = _read_members(path)
-    layers: list[Layer] = meta["_layers"]
+    meta, layers, arrays = read_network3_file(path)
     net = Network.__new__(Network)
     net._setup(layers, meta["mini_batch_size"], xp, dtype or meta["dtype"], seed, device)
     for i, layer in enumerate(layers):
         layer.w, layer.b = arrays[f"layer{i}_w"], arrays[f"layer{i}_b"]
     return net
-
-
-# -- data ------------------------------------------------------------------------------------------------
-class SharedArray(np.ndarray):
-    """A host NumPy array that also answers Theano's ``eval()`` and ``get_value()``, as the book's data does.
-
-    A view: creating one copies nothing.  ``eval()`` / ``get_value()``
-    return a plain NumPy copy (``get_value(borrow=True)``: a plain view).
-    """
-
-    def eval(self) -> np.ndarray:
-        """A plain NumPy copy (Theano's ``shared.eval()``)."""
-        return np.array(self, copy=True, subok=False)
-
-    def get_value(self, borrow: bool = False) -> np.ndarray:
-        """A plain NumPy copy, or a view when ``borrow`` (Theano's ``shared.get_value(borrow=...)``)."""
-        return self.view(np.ndarray) if borrow else self.eval()
-
-
-class SharedPair(tuple[SharedArray, SharedArray]):
-    """One data set as the book's ``load_data_shared`` gives it: ``(x, y)``.
-
-    ``x``: ``(n, 784)`` float32 images, ``y``: ``(n,)`` int64 labels, both
-    :class:`SharedArray` views (so ``test_x, test_y = test_data``,
-    ``test_data[0].eval()`` and ``test_y.eval()`` work as in the book's
-    ``conv.py``).  ``dataset`` is the :class:`portable_nn.Dataset` over the
-    same memory, which ``SGD``, ``accuracy`` and ``predictions`` take in O(1)
-    (its device copies are kept on it).
-    """
-
-    dataset: dataforms.Dataset
-
-    def __new__(cls, inputs: np.ndarray, labels: np.ndarray) -> SharedPair:
-        pair = super().__new__(cls, (inputs.view(SharedArray), labels.view(SharedArray)))
-        pair.dataset = dataforms.Dataset(inputs.view(np.ndarray), labels.view(np.ndarray))
-        return pair
-
-    def __repr__(self) -> str:
-        return f"SharedPair(x {self[0].shape} {self[0].dtype}, y {self[1].shape} {self[1].dtype})"
-
-    @property
-    def n(self) -> int:
-        """Number of samples (``len(pair)`` is 2, as for the book's pair)."""
-        return self.dataset.n
-
-    @property
-    def inputs(self) -> np.ndarray:
-        """The ``(n, 784)`` images as a plain NumPy array (the :class:`Dataset`'s)."""
-        return self.dataset.inputs
-
-    @property
-    def labels(self) -> np.ndarray:
-        """The ``(n,)`` int64 labels as a plain NumPy array."""
-        return self.dataset.labels
-
-    def subset(self, rows: slice) -> SharedPair:
-        """The rows ``rows`` as a new pair (views, no copy), as :meth:`portable_nn.Dataset.subset`."""
-        return SharedPair(self.inputs[rows], self.labels[rows])
-
-
-def get_value(array: Any) -> np.ndarray:
-    """A NumPy copy of ``array`` from any backend: the book's ``w.eval()`` / ``w.get_value()``.
-
-    ``network3.get_value(net.layers[0].w)`` gives the first layer's filters
-    ``(20, 1, 5, 5)`` on the host whatever the backend (``to_numpy`` plus a
-    copy, so changing it never changes the network).
-    """
-    return np.array(to_numpy(array), copy=True)
-
-
-def size(data: Any) -> int:
-    """The book's ``size(data)``: the number of samples of a data set (``data[0].get_value(borrow=True).shape[0]``)."""
-    if isinstance(data, (SharedPair, dataforms.Dataset)):
-        return data.n
-    return int(data[0].shape[0])
-
-
-def load_data_shared(
-    filename: str | os.PathLike[str] | None = None, *, download: bool = True
-) -> tuple[SharedPair, SharedPair, SharedPair]:
-    """The book's ``load_data_shared(filename)``: ``(training, validation, test)`` as :class:`SharedPair`.
-
-    ``filename``: one of the book's pickle files (``mnist.pkl.gz``;
-    ``mnist_expanded.pkl.gz`` gives 250,000 training images), read without
-    running pickle code (:mod:`portable_nn.bookpickle`) and never downloaded;
-    or a directory of MNIST IDX files (default: ``$PORTABLE_NN_DATA``, else the
-    per-user cache, downloading when ``download``), split 50,000/10,000/10,000.
-    Images are float32 ``(n, 784)`` in [0, 1], labels int64 -- the book's
-    shared variables hold the same float32 arrays; nothing else is copied.
-    """
-    from .mnist import load_splits
-
-    training, validation, test = load_splits(filename, download=download, dtype="float32")
-    return SharedPair(*training), SharedPair(*validation), SharedPair(*test)
-
-
-def load_expanded_training_data(
-    data_dir: str | os.PathLike[str] | None = None, cache_dir: str | os.PathLike[str] | None = None
-) -> dataforms.Dataset:
-    """The book's ``mnist_expanded`` training set (250,000 images: each one and its four 1-pixel shifts).
-
-    ``data_dir`` a directory of IDX files: built from them and cached
-    atomically by :func:`portable_nn.expand.expanded_mnist` (``uint8``
-    pixels / 255).  ``data_dir`` the book's ``mnist_expanded.pkl.gz`` (made
-    by its ``expand_mnist.py``): its training images, float32, read safely
-    (:mod:`portable_nn.bookpickle`); a missing file is ``FileNotFoundError``.
-    """
-    from .expand import expanded_mnist
-    from .mnist import _is_pickle_source, load_splits, resolve_data_dir
-
-    if _is_pickle_source(resolve_data_dir(data_dir)):
-        (images, labels), _, _ = load_splits(data_dir, download=False)
-        return dataforms.Dataset(images, labels)
-    images, labels = expanded_mnist(data_dir, cache_dir)
-    return dataforms.Dataset(images, labels, divisor=255.0)
 
 
 # -- the chapter's networks by name -------------------------------------------------------------------------
