@@ -7,6 +7,7 @@ inside the functions.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import threading
@@ -132,9 +133,34 @@ def dask_client(
         try:
             yield client, f"LocalCluster, {n} worker processes x {threads} BLAS thread(s)"
         finally:
-            client.close()
+            with _quiet_dask_logs():
+                client.close()
     finally:
-        cluster.close()
+        with _quiet_dask_logs():
+            cluster.close()
+
+
+@contextlib.contextmanager
+def _quiet_dask_logs() -> Iterator[None]:
+    """Dask's own loggers silenced inside the block (while the cluster closes), their levels restored after.
+
+    After a stop signal the scheduler may still try to write to the closed
+    client and logs that at CRITICAL with a traceback; the sweep has already
+    said in one line why it stopped, so that noise must not reach the terminal.
+    """
+    loggers = [
+        logging.getLogger(name)
+        for name in list(logging.root.manager.loggerDict)
+        if name == "distributed" or name.startswith("distributed.")
+    ]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def create_study(client: Any, search: str, seed: int, prune: bool, startup: int, warmup: int) -> tuple[Any, str]:
