@@ -495,3 +495,26 @@ def test_no_private_optuna_api():
     source = "\n".join(p.read_text() for p in files)
     assert files and "trial_number" in source
     assert not re.search(r"\._(storage|trial_id)\b", source)
+
+
+def test_after_a_stop_only_dasks_finalizer_errors_are_dropped():
+    """An interrupt inside a Dask constructor leaves a half-built ``Future`` whose ``__del__`` fails: after a stop
+    that traceback must not follow the one-line message; before a stop, and from anything else, it is shown."""
+    import types
+
+    from portable_nn.sweep.cli import _Stopped
+
+    def dask_del() -> None: ...
+
+    dask_del.__module__ = "distributed.client"
+    dask = types.SimpleNamespace(object=dask_del, exc_value=AttributeError("'Future' object has no attribute"))
+    ours = types.SimpleNamespace(object=_Stopped, exc_value=AttributeError("ours"))
+    shown: list[object] = []
+    stopped = _Stopped()
+    hook = stopped._unraisable(shown.append)
+    hook(dask)
+    assert shown == [dask]  # no stop yet: a real error
+    stopped.requested = True
+    hook(dask)
+    hook(ours)
+    assert shown == [dask, ours]

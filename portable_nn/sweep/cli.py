@@ -21,7 +21,7 @@ import os
 import signal
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -167,15 +167,43 @@ class _Stopped:
 
     def __init__(self) -> None:
         self.signum = int(signal.SIGINT)
+        self.requested = False
 
     def _handler(self, signum: int, frame: FrameType | None) -> None:
         self.signum = signum
+        self.requested = True
         raise KeyboardInterrupt
+
+    def _unraisable(self, previous: Callable[[Any], object]) -> Callable[[Any], object]:
+        """A ``sys.unraisablehook`` that drops what Dask's finalizers raise once a stop was asked for.
+
+        The interrupt can land inside a Dask constructor (a ``Future`` half
+        built); its ``__del__`` then fails and Python would print that traceback
+        after the sweep's one line.  Anything else goes to ``previous``.
+        """
+
+        def hook(unraisable: Any) -> object:
+            culprit = getattr(unraisable, "object", None)  # e.g. the function Future.__del__
+            origin = str(getattr(culprit, "__module__", None) or type(culprit).__module__)
+            if self.requested and origin.split(".")[0] == "distributed":
+                return None
+            return previous(unraisable)
+
+        return hook
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[_Stopped]:
-        with handling(STOP_SIGNALS, self._handler):
-            yield self
+        previous = sys.unraisablehook
+        sys.unraisablehook = self._unraisable(previous)
+        try:
+            with handling(STOP_SIGNALS, self._handler):
+                yield self
+        except KeyboardInterrupt:
+            self.requested = True  # Ctrl-C: Python's own KeyboardInterrupt
+            raise
+        finally:
+            if not self.requested:  # after a stop, Dask's objects are collected later still: keep the filter
+                sys.unraisablehook = previous
 
     def report(self, results: Path) -> int:
         name = signal.Signals(self.signum).name
