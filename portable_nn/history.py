@@ -9,6 +9,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from . import limits
 from .atomic import atomic_write
@@ -365,6 +366,13 @@ def plot_history(rows: Sequence[dict], path: str | os.PathLike[str], title: str 
         ax.legend()
     fig.suptitle(title or "portable_nn training")
     fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def save_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
+    """Write the Matplotlib figure ``fig`` to ``path`` as a PNG, atomically, and close it (also on failure)."""
+    import matplotlib.pyplot as plt
+
     path = Path(path)
     try:
         with atomic_write(path, "wb") as handle:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..atomic import atomic_write
+from ..history import save_figure
 from .files import MANIFEST_FILE, RESULTS_FILE, SweepFileError, read_json, read_results
 from .schema import check_manifest
 from .trial import metric_value
@@ -86,13 +86,7 @@ def plot_sweep(
         fig.colorbar(image, ax=axes[0][-1], label=f"{metric} (%)")
     fig.suptitle(f"{directory.name}: {len(records)} trials")
     fig.tight_layout()
-    output = Path(output_png)
-    try:
-        with atomic_write(output, "wb") as handle:
-            fig.savefig(handle, format="png", dpi=100)
-    finally:
-        plt.close(fig)
-    return output
+    return save_figure(fig, output_png)
 
 
 def _panel(ax: Any, name: str, records: list[dict[str, Any]], value_of: Callable[[Mapping[str, Any]], float]) -> None:
