@@ -48,7 +48,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 from portable_nn import network3  # noqa: E402
-from portable_nn.mnist import load_mnist  # noqa: E402
+from portable_nn._data.mnist import load_mnist  # noqa: E402
 
 
 def portable(xp: str) -> Callable[[np.ndarray, np.ndarray, int, int], Callable[[], float]]:
@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
-        from portable_nn.atomic import atomic_write
+        from portable_nn._base.atomic import atomic_write
 
         with atomic_write(args.out, "w") as handle:
             handle.write(text)

@@ -28,7 +28,7 @@ from benchmarks import machine
 from benchmarks.data import write_synthetic_mnist
 from benchmarks.report import Run, keep_owned_sections, render, write_plot
 from benchmarks.workers import Result, Worker, measure, run_job, start_workers
-from portable_nn.atomic import atomic_write
+from portable_nn._base.atomic import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,7 +6,7 @@
 
 Both sides run the same compiled step over the same order from the same
 state, on the network's resident device data: *chunked* is
-:meth:`portable_nn.training._Runner.run` (compiled calls of ~``CHUNK_SECONDS``
+:meth:`portable_nn._train.loop._Runner.run` (compiled calls of ~``CHUNK_SECONDS``
 each, each waited for while the next is queued, ``on_batch`` between them);
 *whole* is :func:`whole_epoch`, the loop ``SGD`` ran before chunks: one
 ``jax.jit`` call of ``lax.fori_loop`` over every mini-batch.  Rounds alternate
@@ -35,11 +35,13 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` and ``port
 
 import numpy as np
 
-from portable_nn import initializers, network, training
-from portable_nn.atomic import atomic_write
-from portable_nn.compiled import CHUNK_SECONDS, CHUNKS_PER_EPOCH
-from portable_nn.dense import State
-from portable_nn.training import _Runner
+from portable_nn import network
+from portable_nn._backend.compiled import CHUNK_SECONDS, CHUNKS_PER_EPOCH
+from portable_nn._base.atomic import atomic_write
+from portable_nn._math import initializers
+from portable_nn._math.updates import State
+from portable_nn._train import loop as training
+from portable_nn._train.loop import _Runner
 
 #: The section of ``docs/benchmarks.md`` this script owns, between these two lines.
 BEGIN = "<!-- bench_jax_chunks: begin -->"
@@ -78,19 +80,19 @@ class Case:
     def build(cls, sizes: tuple[int, ...], batch: int, images: np.ndarray, labels: np.ndarray) -> Case:
         net = network.Network(list(sizes), xp="jax", dtype="float32", seed=0)
         data = net._device_data((images, labels), "training_data", training=True)
-        step, chunk = net._compiled_step(lmbda=0.0, n=data.n, mu=0.0, regularization="l2", divisor=data.divisor)
+        step, chunk = net.training_step(net.update_rule(0.0, data.n), data.divisor)
         return cls(net, _Runner(net, data, batch, (step, chunk)), whole_epoch(step), batch)
 
     def order(self) -> Any:
         backend = self.net.backend
-        return backend.asarray(initializers.permutation(self.net._rng, self.runner.train.n), dtype=backend.index_dtype)
+        return backend.asarray(initializers.permutation(self.net.random_source, self.runner.train.n), dtype=backend.index_dtype)
 
     def run(self, mode: str, state: State, order: Any, eta: float = 3.0) -> State:
         """One epoch from ``state`` over ``order`` (``n`` a multiple of the batch); ``mode`` one of :data:`MODES`."""
         if mode == "whole":
             data, m = self.runner.train, self.batch
             rows = self.net.xp.reshape(order, (data.n // m, m))
-            return self.whole(state, data.inputs, data.targets, rows, self.net._ones(m), eta)
+            return self.whole(state, data.inputs, data.targets, rows, self.runner.ones(m), eta)
         self.calls = 0
         if mode == "chunked":
             return self.runner.run(state, order, eta, self._count)
@@ -106,7 +108,7 @@ class Case:
 
     def timed(self, mode: str) -> float:
         jax = importlib.import_module("jax")
-        state, order = self.net._get_state(False), self.order()
+        state, order = self.net.training_state(False), self.order()
         jax.block_until_ready(order)
         start = time.perf_counter()
         jax.block_until_ready(self.run(mode, state, order))

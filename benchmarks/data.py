@@ -16,7 +16,7 @@ import numpy as np
 
 N_IN, N_OUT = 784, 10
 
-#: MNIST's four file stems, as :mod:`portable_nn.mnist` looks for them.
+#: MNIST's four file stems, as :mod:`portable_nn._data.mnist` looks for them.
 STEMS = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",

@@ -32,10 +32,10 @@ def has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def worker_env() -> dict[str, str]:
-    """Environment for every child process: the BLAS overrides removed, this checkout importable."""
+def worker_env(root: str | os.PathLike[str] = ROOT) -> dict[str, str]:
+    """Environment for every child process: the BLAS overrides removed, ``root`` (this checkout) importable first."""
     env = {k: v for k, v in os.environ.items() if k not in BLAS_ENV_VARS}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)
     return env
 
 

@@ -142,12 +142,15 @@ class Result:
 class Worker:
     """The parent's handle on one row's process."""
 
-    def __init__(self, spec: str, data_dir: str, train_size: int, torch_threads: int = 0) -> None:
+    def __init__(
+        self, spec: str, data_dir: str, train_size: int, torch_threads: int = 0, root: str | os.PathLike[str] = ROOT
+    ) -> None:
+        """``root``: the checkout whose ``benchmarks`` and ``portable_nn`` the worker runs (this one by default)."""
         self.spec = spec
         cmd = [sys.executable, "-m", "benchmarks.workers", spec, "--data-dir", data_dir]
         cmd += ["--train-size", str(train_size), "--torch-threads", str(torch_threads)]
         self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=worker_env()
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=root, env=worker_env(root)
         )
         self.name, self.dtype, self.error = spec, "", None
         self.blas: list[dict[str, str]] = []

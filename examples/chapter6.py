@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from _outputs import add_output_options, check_data_dir, output_dir  # noqa: E402
 
 from portable_nn import network3  # noqa: E402
-from portable_nn.atomic import atomic_write  # noqa: E402
+from portable_nn._base.atomic import atomic_write  # noqa: E402
 
 ORDER = list(network3.PRESETS)
 
@@ -183,7 +183,7 @@ def report(out: Path, shown: str) -> None:
         "## How the numbers were made",
         "",
         "- Convolution: Theano's `conv2d` as the book used it (true convolution, kernel flipped), as "
-        "patches-times-filters (`portable_nn.conv`: im2col from strided slices, one matmul per layer per "
+        "patches-times-filters (`portable_nn._math.conv`: im2col from strided slices, one matmul per layer per "
         "mini-batch); max-pooling `pool_2d(ignore_border=True)` from strided slices and `maximum`, its backward "
         "pass routing the gradient to every tied maximum as Theano's `MaxPoolGrad` does.",
         "- L2: the book's `0.5·λ·Σ‖w‖²/num_training_batches` over every layer's `w` (conv filters included), "
@@ -191,7 +191,7 @@ def report(out: Path, shown: str) -> None:
         "- Dropout (ch6-dropout): Bernoulli(1 − p) masks on the inputs of the fully connected and softmax layers, "
         "drawn per epoch on the host from the network's NumPy generator, packed 8 per byte and moved to the "
         "device once per epoch; evaluation multiplies `x·w` by `1 − p` as the book does.",
-        "- Expanded data: `portable_nn.expand.expanded_mnist` (each of the 50,000 training images and its four "
+        "- Expanded data: `portable_nn._data.expand.expanded_mnist` (each of the 50,000 training images and its four "
         "one-pixel shifts: 250,000), built from the IDX files and cached atomically outside the repository.",
         "- Speed: `benchmarks/bench_conv.py` writes `docs/bench_conv.md` (seconds per epoch of ch6-conv1 against "
         "PyTorch eager and a JAX jit, and a per-call profile of the step).",

@@ -1,14 +1,14 @@
 """portable_nn: Nielsen's networks (chapters 1, 3, 6) on NumPy, CuPy, PyTorch, JAX and any Array API library."""
 
 from . import network2, network3
-from .backends import Backend, BackendUnavailableError, resolve_backend, to_numpy
-from .bookpickle import BookPickleError
-from .dataforms import BookPairs, Dataset
+from ._backend.backends import Backend, BackendUnavailableError, resolve_backend, to_numpy
+from ._data.bookpickle import BookPickleError
+from ._data.forms import BookPairs, Dataset
+from ._data.mnist import load_data, load_data_wrapper, load_mnist
+from ._io.serialization import ModelFileError
+from ._train.loop import EpochResult
 from .loading import load
-from .mnist import load_data, load_data_wrapper, load_mnist
 from .network import Network
-from .serialization import ModelFileError
-from .training import EpochResult
 
 __all__ = [
     "Backend",

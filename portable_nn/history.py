@@ -11,10 +11,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import limits
-from .atomic import atomic_write
-from .errors import OptionalDependencyError
-from .training import EpochResult
+from ._base import limits
+from ._base.atomic import atomic_write
+from ._base.errors import OptionalDependencyError
+from ._train.loop import EpochResult
 
 #: Columns of a history file: the evaluation (test) accuracy of chapter 1, then chapter 3's monitored series.
 FIELDS = (
@@ -122,7 +122,7 @@ def read_history(path: str | os.PathLike[str]) -> list[dict]:
     null, ``accuracy`` and ``training_accuracy`` numbers in [0, 1] or null.
     Any other key is a numeric series (e.g. ``training_cost``, ``eta``): a
     number (NaN and infinities allowed), null, or a list of numbers and nulls.  Files larger
-    than :data:`portable_nn.limits.HISTORY_BYTES` (64 MiB,
+    than :data:`portable_nn._base.limits.HISTORY_BYTES` (64 MiB,
     ``$PORTABLE_NN_MAX_HISTORY_BYTES``) are refused before being read.
 
     Returns the rows as dicts (CSV cells converted to int or float).

@@ -1,6 +1,6 @@
 """``portable_nn.load``: the one place that knows all three networks.
 
-The file layer (:mod:`portable_nn.serialization`, and network3's reader)
+The file layer (:mod:`portable_nn._io.serialization`, and network3's reader)
 reads and writes plain data -- host arrays and metadata -- and knows no
 network class; each network builds itself from that data
 (``from_arrays``).  This module chooses which network a file holds, so it
@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 
 from . import network, network2, network3
-from ._types import BackendSpec, Device
-from .serialization import ModelFileError, is_network3_file, read_model
+from ._base.types import BackendSpec, Device
+from ._io.serialization import ModelFileError, is_network3_file, read_model
 
 Loaded = network.Network | network2.Network | network3.Network
 

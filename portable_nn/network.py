@@ -1,8 +1,8 @@
 """Nielsen's ``network.py`` (chapter 1): sigmoid layers, quadratic cost, mini-batch SGD.
 
 The book's names and behaviour on the shared core: the math is
-:mod:`portable_nn.dense` (standard namespace only), the epoch loop
-:mod:`portable_nn.training`, the data path :mod:`portable_nn.dataforms`.  One
+:mod:`portable_nn._math.dense` (standard namespace only), the epoch loop
+:mod:`portable_nn._train.loop`, the data path :mod:`portable_nn._data.forms`.  One
 mini-batch is one ``(sizes[0], m)`` matrix and one backprop; nothing is copied
 to the host per mini-batch.
 """
@@ -13,11 +13,12 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from . import initializers
-from .checkpoint import data_identity, network_settings, open_checkpoint
-from .model import EVAL_CHUNK, DenseNetwork
-from .training import EpochResult, sgd
-from .validation import check_eta, check_int
+from ._base.validation import check_eta, check_int
+from ._math import initializers
+from ._nets.dense import DenseNetwork
+from ._train.checkpoint import data_identity, network_settings, open_checkpoint
+from ._train.evaluation import EVAL_CHUNK
+from ._train.loop import EpochResult, sgd
 
 __all__ = ["EVAL_CHUNK", "EpochResult", "Network"]
 
@@ -109,7 +110,7 @@ class Network(DenseNetwork):
         after every epoch; ``resume=True`` continues from it (same settings,
         data and seed: the weights come out bit for bit as without the
         interrupt; the results returned include the earlier epochs).  See
-        :mod:`portable_nn.checkpoint`.
+        :mod:`portable_nn._train.checkpoint`.
         """
         epochs = check_int(epochs, "epochs", 0)
         mini_batch_size = check_int(mini_batch_size, "mini_batch_size", 1)

@@ -13,13 +13,13 @@ lines, and keyword-only extras: the backend (``xp``, ``dtype``, ``seed``,
   function with its derivative (``activation=f, activation_prime=f_prime``);
 * your own cost (a class or object with the book's ``fn(a, y)`` and
   ``delta(z, a, y)``), or a subclass of ours overriding them: used as written
-  (see :mod:`portable_nn.costs`);
+  (see :mod:`portable_nn._math.costs`);
 * ``SGD(..., mu=0.9)``: momentum SGD; ``regularization="l1"``: L1 instead of L2;
 * ``SGD(..., schedule_n=10)``: halve ``eta`` after 10 epochs without a new best
   evaluation accuracy, stop once it has fallen to ``eta/128``;
 * ``early_stopping_n``: stop after that many epochs without a new best.
 
-The math is :mod:`portable_nn.dense`, the loop :mod:`portable_nn.training`.
+The math is :mod:`portable_nn._math.dense`, the loop :mod:`portable_nn._train.loop`.
 """
 
 from __future__ import annotations
@@ -30,15 +30,15 @@ from typing import Any
 
 import numpy as np
 
-from . import initializers
-from .activations import SIGMOID, Activation, on_number_or_array, resolve_activation
-from .checkpoint import data_identity, network_settings, open_checkpoint
-from .costs import CrossEntropyCost, LogLikelihoodCost, QuadraticCost, get_cost
-from .dense import REGULARIZATIONS, DenseSpec
-from .model import DenseNetwork
-from .serialization import read_model
-from .training import EpochResult, StopRules, sgd
-from .validation import check_eta, check_int, check_lmbda, check_mu
+from ._base.validation import check_eta, check_int, check_lmbda, check_mu
+from ._io.serialization import read_model
+from ._math import initializers
+from ._math.activations import SIGMOID, Activation, on_number_or_array, resolve_activation
+from ._math.costs import CrossEntropyCost, LogLikelihoodCost, QuadraticCost, get_cost
+from ._math.dense import REGULARIZATIONS, DenseSpec
+from ._nets.dense import DenseNetwork
+from ._train.checkpoint import data_identity, network_settings, open_checkpoint
+from ._train.loop import EpochResult, StopRules, sgd
 
 __all__ = [
     "CrossEntropyCost",
@@ -86,7 +86,7 @@ class Network(DenseNetwork):
         derivative, a function of ``z`` too.  Write them with
         ``xp = array_api_compat.array_namespace(z)``; a failure (or a result of
         another library, shape or dtype) raises
-        :class:`portable_nn.activations.UserFunctionError` naming the function
+        :class:`portable_nn._math.activations.UserFunctionError` naming the function
         and the backend.
 
     Weights start from :meth:`default_weight_initializer` (N(0, 1/n_in)
@@ -191,7 +191,7 @@ class Network(DenseNetwork):
         (parameters, momentum velocities, generator state, eta, the stop
         rules' counters, the results); ``resume=True`` continues from it, bit
         for bit as an uninterrupted run with the same seed, settings and data
-        (the four lists then include the earlier epochs).  See :mod:`portable_nn.checkpoint`.
+        (the four lists then include the earlier epochs).  See :mod:`portable_nn._train.checkpoint`.
         """
         epochs = check_int(epochs, "epochs", 0)
         mini_batch_size = check_int(mini_batch_size, "mini_batch_size", 1)
@@ -273,9 +273,7 @@ class Network(DenseNetwork):
             mini_batch_size,
             eta,
             report=report,
-            lmbda=lmbda,
-            mu=mu,
-            regularization=regularization,
+            rule=self.update_rule(lmbda, train.n, mu, regularization),
             rules=StopRules(early_stopping_n=early_stopping_n, schedule_n=schedule_n),
             on_batch=on_batch,
             on_epoch=on_epoch,

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from portable_nn import atomic
-from portable_nn.atomic import (
+from portable_nn._base import atomic
+from portable_nn._base.atomic import (
     STALE_AFTER_S,
     OutputPathError,
     atomic_write,

@@ -8,8 +8,9 @@ import array_api_compat
 import numpy as np
 import pytest
 
-from portable_nn import Network, backends, network2, network3, resolve_backend, to_numpy
-from portable_nn.backends import _host_view
+from portable_nn import Network, network2, network3, resolve_backend, to_numpy
+from portable_nn._backend import backends
+from portable_nn._backend.backends import host_view
 
 needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch not installed")
 
@@ -63,11 +64,11 @@ def test_a_dtype_the_backend_cannot_compute_in_is_refused_with_its_reason(monkey
 def test_to_numpy_copies_on_every_backend(backend):
     """Writing into ``to_numpy``'s result never changes the network's weights (NumPy and torch CPU included)."""
     net = Network([3, 4, 2], backend, seed=0)
-    before = np.array(_host_view(net.weights[0]), copy=True)
+    before = np.array(host_view(net.weights[0]), copy=True)
     host = to_numpy(net.weights[0])
     assert isinstance(host, np.ndarray) and host.flags.writeable
     host[...] = 123.0
-    np.testing.assert_array_equal(_host_view(net.weights[0]), before)
+    np.testing.assert_array_equal(host_view(net.weights[0]), before)
 
 
 def test_to_numpy_of_a_numpy_array_is_a_new_array_and_host_view_is_not():
@@ -75,7 +76,7 @@ def test_to_numpy_of_a_numpy_array_is_a_new_array_and_host_view_is_not():
     copy = to_numpy(array)
     assert copy is not array and not np.shares_memory(copy, array)
     np.testing.assert_array_equal(copy, array)
-    assert _host_view(array) is array  # the package-internal read-only path: no copy
+    assert host_view(array) is array  # the package-internal read-only path: no copy
 
 
 def test_index_dtype_is_the_namespaces_default_indexing_dtype(backend):

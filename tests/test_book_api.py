@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from portable_nn import Dataset, network3, to_numpy
-from portable_nn.dataforms import as_dataset
+from portable_nn._data.forms import as_dataset
 from portable_nn.network3 import ConvPoolLayer, Network, ReLU, SharedArray, SharedPair, SoftmaxLayer
 
 matplotlib.use("Agg")

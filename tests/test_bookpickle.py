@@ -1,4 +1,4 @@
-"""The book's pickled MNIST files, read by a restricted unpickler (portable_nn.bookpickle).
+"""The book's pickled MNIST files, read by a restricted unpickler (portable_nn._data.bookpickle).
 
 The test pickles are written here, opcode by opcode, the way Python 2's
 ``cPickle`` wrote the book's files (protocol 0, the default of the book's
@@ -18,8 +18,9 @@ from helpers import mutate_bytes, read_in_tmp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from portable_nn import bookpickle, load_data, load_data_wrapper, network3
-from portable_nn.bookpickle import BookPickleError, load_book_mnist, read_book_pickle
+from portable_nn import load_data, load_data_wrapper, network3
+from portable_nn._data import bookpickle
+from portable_nn._data.bookpickle import BookPickleError, load_book_mnist, read_book_pickle
 
 
 # -- writing Python-2 pickles ---------------------------------------------------------------------------------
@@ -389,7 +390,7 @@ def _book_file(tmp_path, name="mnist.pkl.gz", n=(60, 10, 10), layout="mnist"):
 @pytest.fixture
 def no_download(monkeypatch):
     """Any download attempt fails the test."""
-    from portable_nn import download
+    from portable_nn._data import download
 
     def refuse(*args, **kwargs):
         raise AssertionError(f"a download was attempted: {args}")

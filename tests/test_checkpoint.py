@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 from helpers import synthetic_problem
 
-from portable_nn import checkpoint, network, network2, network3
-from portable_nn.backends import to_numpy
+from portable_nn import network, network2, network3
+from portable_nn._backend.backends import to_numpy
+from portable_nn._train import checkpoint
 from portable_nn.network3 import FullyConnectedLayer, SoftmaxLayer
 
 EPOCHS, STOP_AFTER = 4, 2

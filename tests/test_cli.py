@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from portable_nn import load, to_numpy
+from portable_nn._data.mnist import load_mnist
 from portable_nn.cli import main
 from portable_nn.history import read_history
-from portable_nn.mnist import load_mnist
 
 EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+): (\d+) / (\d+) \((\d+\.\d\d)%\) (\d+\.\d\d) s numpy \(cpu\)$")
 

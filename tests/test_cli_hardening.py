@@ -34,8 +34,8 @@ import numpy as np
 import pytest
 
 from portable_nn import Network, load
-from portable_nn.dataforms import Dataset
-from portable_nn.mnist import load_mnist
+from portable_nn._data.forms import Dataset
+from portable_nn._data.mnist import load_mnist
 
 TINY = ["--train-size", "300", "--test-size", "100", "--seed", "0"]
 SUMMARY = re.compile(r"^final: (\d+) / (\d+) \(\d+\.\d\d%\) after epoch (\d+);", re.MULTILINE)
@@ -571,7 +571,7 @@ def test_sizes_must_be_an_ordered_sequence(sizes):
 
 
 def test_eta_too_large_for_a_float_names_eta():
-    from portable_nn.validation import check_eta
+    from portable_nn._base.validation import check_eta
 
     with pytest.raises(ValueError, match=r"^eta must be a finite number > 0; got a number too large for a float"):
         check_eta(10**400)
@@ -590,7 +590,7 @@ def test_strings_objects_and_booleans_are_not_trained_on(dtype):
 def test_missing_jax_suggests_the_extra_not_a_submodule(monkeypatch):
     import importlib
 
-    from portable_nn.backends import BackendUnavailableError, resolve_backend
+    from portable_nn._backend.backends import BackendUnavailableError, resolve_backend
 
     real = importlib.import_module
 

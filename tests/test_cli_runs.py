@@ -94,8 +94,8 @@ def test_the_top_level_help_is_written_for_a_terminal_and_lists_sweep(work):
 # -- one vocabulary (point 5) --------------------------------------------------------------------------------
 def test_train_and_sweep_draw_their_defaults_and_values_from_one_place():
     """``train``'s RunConfig is chapter 1's run, a sweep's unswept options chapter 3's; both name inits alike."""
+    from portable_nn._base.runconfig import CHAPTER1, CHAPTER3, INITS
     from portable_nn.cli.config import DEFAULTS as TRAIN
-    from portable_nn.runconfig import CHAPTER1, CHAPTER3, INITS
     from portable_nn.sweep.space import CHOICES
     from portable_nn.sweep.space import DEFAULTS as SWEEP
 

@@ -32,8 +32,8 @@ from test_cli_hardening import (
 )
 
 from portable_nn import Network, load, network2
-from portable_nn.dataforms import Dataset
-from portable_nn.mnist import load_mnist
+from portable_nn._data.forms import Dataset
+from portable_nn._data.mnist import load_mnist
 
 
 @pytest.fixture
@@ -217,7 +217,8 @@ def test_the_work_limits_apply_to_train_and_are_overridable(work, mnist_dir):
 
 def test_work_counts_for_the_three_chapters():
     """The counting function knows dense sizes and chapter 6's layer kinds; the book's networks are far inside."""
-    from portable_nn import limits, network3
+    from portable_nn import network3
+    from portable_nn._base import limits
 
     assert limits.network_work([784, 30, 10]) == limits.Work(40, 2 * (784 * 30 + 30 * 10))
     conv = network3.ConvPoolLayer((20, 1, 5, 5), (10, 1, 28, 28), (2, 2))

@@ -48,7 +48,7 @@ from helpers import (
 
 import portable_nn
 from portable_nn import BookPairs, Dataset, Network, network2, network3, resolve_backend, to_numpy
-from portable_nn.layers import FullyConnectedLayer, SoftmaxLayer
+from portable_nn.network3 import FullyConnectedLayer, SoftmaxLayer
 
 FULL = os.environ.get("PORTABLE_NN_CONFORMANCE_FULL", "") not in ("", "0")
 

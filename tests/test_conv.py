@@ -1,4 +1,4 @@
-"""portable_nn.conv: Theano-semantics convolution and max pooling on every backend.
+"""portable_nn._math.conv: Theano-semantics convolution and max pooling on every backend.
 
 References are plain NumPy with explicit Python loops written from the
 definitions (true convolution, ``pool_2d(ignore_border=True)``, Theano's
@@ -15,7 +15,7 @@ import pytest
 from helpers import PARITY_TOL, assert_close
 
 from portable_nn import to_numpy
-from portable_nn.conv import (
+from portable_nn._math.conv import (
     col2im,
     conv_backward,
     conv_forward,

@@ -9,7 +9,7 @@ import pytest
 from helpers import synthetic_problem, x64_scope
 
 from portable_nn import Network, network2, to_numpy
-from portable_nn.dataforms import BookPairs, Dataset
+from portable_nn._data.forms import BookPairs, Dataset
 
 SIZES = [6, 5, 3]
 
@@ -140,11 +140,11 @@ class _Transfers:
     """Records every host copy (``to_numpy`` of more than the first row: the sync) and every host-to-device upload."""
 
     def __init__(self, monkeypatch):
-        from portable_nn import dataforms
+        from portable_nn._data import arrays, forms
 
         self.host_copies: list[tuple[int, ...]] = []
         self.uploads: list[tuple[int, ...]] = []
-        real_to_numpy, real_from_host = dataforms.to_numpy, dataforms._from_host
+        real_to_numpy, real_from_host = arrays.to_numpy, arrays.from_host
 
         def to_numpy_spy(array):
             if array.ndim and array.shape[0] > 1:
@@ -155,8 +155,10 @@ class _Transfers:
             self.uploads.append(tuple(host.shape))
             return real_from_host(host, backend, dtype)
 
-        monkeypatch.setattr(dataforms, "to_numpy", to_numpy_spy)
-        monkeypatch.setattr(dataforms, "_from_host", from_host_spy)
+        for module in (arrays, forms):  # the one-array helpers and the data-set boundary
+            monkeypatch.setattr(module, "to_numpy", to_numpy_spy)
+            if hasattr(module, "from_host"):
+                monkeypatch.setattr(module, "from_host", from_host_spy)
 
 
 def test_dataset_of_backend_arrays_is_used_where_it_is(backend, monkeypatch):
@@ -207,7 +209,7 @@ def test_dataset_of_another_backends_arrays_is_converted_once(monkeypatch):
 
 def test_an_object_carrying_a_dataset_converts_through_it():
     """What network3's ``load_data_shared`` returns (issue 16): a tuple ``(x, y)`` with a ``.dataset``."""
-    from portable_nn.dataforms import as_dataset
+    from portable_nn._data.forms import as_dataset
 
     inputs, labels = synthetic_problem(30, n_in=6, n_out=3)
 

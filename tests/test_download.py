@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from test_idx import make_mnist_dir
 
-from portable_nn import download, load_mnist
-from portable_nn.download import DownloadError, download_file
-from portable_nn.mnist import FILES
+from portable_nn import load_mnist
+from portable_nn._data import download
+from portable_nn._data.download import DownloadError, download_file
+from portable_nn._data.mnist import FILES
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

@@ -1,4 +1,4 @@
-"""portable_nn.expand: the book's one-pixel-shift expansion of MNIST and its cache."""
+"""portable_nn._data.expand: the book's one-pixel-shift expansion of MNIST and its cache."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import time
 import numpy as np
 import pytest
 
-import portable_nn.expand as expand_module
-from portable_nn.atomic import STALE_AFTER_S, temporary_name
-from portable_nn.expand import CACHE_NAME, SHIFT_ORDER, expand_mnist, expanded_mnist
-from portable_nn.idx import write_idx
-from portable_nn.mnist import FILES, load_mnist
+import portable_nn._data.expand as expand_module
+from portable_nn._base.atomic import STALE_AFTER_S, temporary_name
+from portable_nn._data.expand import CACHE_NAME, SHIFT_ORDER, expand_mnist, expanded_mnist
+from portable_nn._data.idx import write_idx
+from portable_nn._data.mnist import FILES, load_mnist
 
 
 def book_expand(images, labels):

@@ -23,9 +23,9 @@ from helpers import mutate_bytes, read_in_tmp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from portable_nn._base.limits import parse_size
+from portable_nn._data.idx import IDXFormatError, read_idx
 from portable_nn.history import HistoryFileError, read_history
-from portable_nn.idx import IDXFormatError, read_idx
-from portable_nn.limits import parse_size
 
 FUZZ = settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 #: Deflate's largest expansion (1032:1) plus header slack: the most a gzip file of n bytes may claim.

@@ -143,8 +143,8 @@ SETTINGS = {"eta": 3.0, "seed": 0, "sizes": [784, 30, 10], "stopped": "all 2 epo
 
 @pytest.mark.parametrize("name", ["h.json", "h.csv"])
 def test_settings_are_written_and_read_back_beside_the_rows(tmp_path, name):
+    from portable_nn._train.loop import EpochResult
     from portable_nn.history import plot_title, read_history_settings, write_history
-    from portable_nn.training import EpochResult
 
     history = [EpochResult(epoch=0, seconds=1.5, correct=9000, n_test=10000, eta=3.0)]
     path = write_history(history, tmp_path / name, settings=SETTINGS)

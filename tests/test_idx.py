@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from helpers import error_reading_fifo
 
-from portable_nn import limits
-from portable_nn.idx import IDXFormatError, read_idx, write_idx
-from portable_nn.mnist import FILES, load_data_wrapper, load_mnist, read_mnist_dir
+from portable_nn._base import limits
+from portable_nn._data.idx import IDXFormatError, read_idx, write_idx
+from portable_nn._data.mnist import FILES, load_data_wrapper, load_mnist, read_mnist_dir
 
 
 def make_mnist_dir(directory, n_train=12, n_test=5, seed=0, compress=True):
@@ -276,7 +276,7 @@ def test_limit_defaults_without_the_environment(monkeypatch):
 @pytest.fixture
 def offline(monkeypatch):
     """Every download fails as without internet; the calls are recorded."""
-    from portable_nn import download
+    from portable_nn._data import download
 
     calls = []
 
@@ -304,7 +304,7 @@ def test_a_missing_data_env_dir_is_not_created(tmp_path, monkeypatch, offline):
 
 
 def test_offline_the_default_cache_leaves_nothing_behind(tmp_path, monkeypatch, offline):
-    from portable_nn.download import DownloadError
+    from portable_nn._data.download import DownloadError
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("PORTABLE_NN_DATA", raising=False)
@@ -315,7 +315,7 @@ def test_offline_the_default_cache_leaves_nothing_behind(tmp_path, monkeypatch, 
 
 
 def test_an_existing_cache_parent_is_kept_when_offline(tmp_path, monkeypatch, offline):
-    from portable_nn.download import DownloadError
+    from portable_nn._data.download import DownloadError
 
     (tmp_path / "cache" / "portable_nn").mkdir(parents=True)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))

@@ -12,7 +12,7 @@ import pytest
 from helpers import PARITY_TOL, assert_close, nielsen_pairs, synthetic_problem
 
 from portable_nn import network2, to_numpy
-from portable_nn.costs import CrossEntropyCost, LogLikelihoodCost, QuadraticCost
+from portable_nn._math.costs import CrossEntropyCost, LogLikelihoodCost, QuadraticCost
 
 SIZES = [6, 8, 3]
 DATA = Path(__file__).parent / "data"

@@ -21,8 +21,11 @@ import pytest
 from helpers import PARITY_TOL, assert_close
 
 from portable_nn import ModelFileError, network3, to_numpy
-from portable_nn import layers as nn_layers
-from portable_nn.compiled import compile_function
+from portable_nn._backend.compiled import compile_function
+from portable_nn._math.chain import make_step, training_loss
+from portable_nn._math.costs import LogLikelihoodCost
+from portable_nn._math.updates import State, UpdateRule
+from portable_nn._nets.chapter6_layers import chain_of
 from portable_nn.network3 import ConvPoolLayer, FullyConnectedLayer, Network, ReLU, SoftmaxLayer, linear, sigmoid, tanh
 
 ACTIVATIONS = {"sigmoid": sigmoid, "tanh": tanh, "ReLU": ReLU, "linear": linear}
@@ -81,17 +84,20 @@ def test_gradients_match_finite_differences(backend, act, two_conv):
     y = np.eye(3)[labels]
     packed, dense = _masks(layers, m, rng)
 
-    step = compile_function(
-        backend, nn_layers.make_step(xp, layers, decay=lmbda_b, dtype=xp.float64, device=backend.device, dropout=True)
-    )
+    chain = chain_of(layers)
+    shifts = backend.asarray(np.arange(7, -1, -1, dtype=np.uint8), dtype=xp.uint8)
+    rule = UpdateRule(decay=lmbda_b)
+    step = compile_function(backend, make_step(xp, chain, LogLikelihoodCost, rule, dtype=xp.float64, shifts=shifts))
     on = backend.asarray
-    state = nn_layers.State(tuple(on(w) for w in host_w), tuple(on(b) for b in host_b))
+    state = State(tuple(on(w) for w in host_w), tuple(on(b) for b in host_b))
     targets = (on(y), tuple(backend.asarray(p, dtype=xp.uint8) for p in packed))
     idx = backend.asarray(np.arange(m), dtype=xp.int64)
     new = step(state, on(x), targets, idx, None, 1.0)
 
     def cost(ws: list, bs: list) -> float:
-        return float(nn_layers.loss(np, layers, ws, bs, x, y, dense, lmbda_b))
+        """The book's training cost: mean log-likelihood with the masks, plus 0.5·lmbda_b·Σ‖w‖²."""
+        mean = training_loss(np, chain, ws, bs, x, y, dense, LogLikelihoodCost) / m
+        return float(mean + 0.5 * lmbda_b * sum(np.sum(w * w) for w in ws))
 
     eps = 1e-6
     for kind, params, updated in (("w", host_w, new.weights), ("b", host_b, new.biases)):
@@ -143,12 +149,11 @@ def test_conv_pool_forward_equals_loops(backend, dtype):
     x = rng.normal(size=(2, 2, 7, 8))
     w, b = rng.normal(size=layer.w_shape), rng.normal(size=layer.b_shape)
     dt = getattr(backend.xp, dtype)
-    out = nn_layers._conv_pool(
-        backend.xp,
-        layer,
+    out = layer.core.forward(backend.xp, training=False, keep=False)(
         backend.asarray(w, dtype=dt),
         backend.asarray(b, dtype=dt),
         backend.asarray(x.reshape(2, -1), dtype=dt),
+        None,
     )[0]
     desired = _loop_conv_pool(x, w, b, (2, 3), np.tanh).reshape(2, -1)
     assert_close(out, desired.astype(dtype), backend, dtype, tol=10 * PARITY_TOL[dtype])
@@ -204,8 +209,8 @@ def test_l2_decay_is_lmbda_over_num_training_batches():
     ref = Network(_tiny_layers(sigmoid), 10, dtype="float64", seed=3)
     net.SGD((x, labels), 1, 10, 0.5, None, None, lmbda=2.0, quiet=True)
     order = ref._rng.permutation(30)
-    step = nn_layers.make_step(np, ref.layers, decay=2.0 / 3)
-    state = ref._get_state(False)
+    step = make_step(np, chain_of(ref.layers), LogLikelihoodCost, UpdateRule(decay=2.0 / 3))
+    state = ref.training_state(False)
     for k in range(0, 30, 10):
         state = step(state, x, np.eye(3)[labels], order[k : k + 10], None, 0.5)
     for layer, w in zip(net.layers, state.weights):

@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 
 from portable_nn import network2
-from portable_nn.dataforms import Dataset
-from portable_nn.digits import DigitImageError, read_digit_image
-from portable_nn.mnist import load_mnist
+from portable_nn._data.digits import DigitImageError, read_digit_image
+from portable_nn._data.forms import Dataset
+from portable_nn._data.mnist import load_mnist
 
 Image = pytest.importorskip("PIL.Image")
 ImageDraw = pytest.importorskip("PIL.ImageDraw")

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from helpers import assert_close, synthetic_problem
 
-from portable_nn import ModelFileError, Network, initializers, load, to_numpy
+from portable_nn import ModelFileError, Network, load, to_numpy
+from portable_nn._math import initializers
 
 SIZES = [6, 5, 3]
 

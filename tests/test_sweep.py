@@ -27,8 +27,8 @@ pytest.importorskip("optuna")
 pytest.importorskip("optuna_integration")
 
 from portable_nn import network2, sweep_cli
-from portable_nn.dataforms import Dataset
-from portable_nn.mnist import load_mnist
+from portable_nn._data.forms import Dataset
+from portable_nn._data.mnist import load_mnist
 from portable_nn.sweep import (
     RESULTS_FILE,
     SweepSpecError,

@@ -28,7 +28,7 @@ pytest.importorskip("distributed")
 pytest.importorskip("optuna")
 pytest.importorskip("optuna_integration")
 
-from portable_nn.idx import read_idx, write_idx
+from portable_nn._data.idx import read_idx, write_idx
 from portable_nn.sweep import (
     RESULTS_FILE,
     SweepFileError,

@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 from helpers import synthetic_problem
 
-from portable_nn import Network, compiled, network, network2, network3, to_numpy, training
-from portable_nn.mnist import read_mnist_dir
+from portable_nn import Network, network, network2, network3, to_numpy
+from portable_nn._backend import compiled
+from portable_nn._data.mnist import read_mnist_dir
+from portable_nn._train import loop as training
 
 
 def test_sgd_learns_a_synthetic_problem(backend):
@@ -77,18 +79,18 @@ def test_jax_chunks_are_bit_for_bit_one_compiled_epoch_and_compile_once(monkeypa
     inputs, labels = synthetic_problem(1003, n_in=6, n_out=3)
     net = network2.Network([6, 8, 3], xp="jax", dtype="float32", seed=0)
     data = net._device_data((inputs, labels), "training_data", training=True)
-    step, chunk = net._compiled_step(lmbda=0.1, n=data.n, mu=0.5, regularization="l2", divisor=None)
+    step, chunk = net.training_step(net.update_rule(0.1, data.n, 0.5, "l2"), None)
     runner = training._Runner(net, data, 10, (step, chunk))
     whole = _bench_jax_chunks().whole_epoch(step)
     xp, rng = net.xp, np.random.default_rng(1)
-    chunked = reference = net._get_state(True)
+    chunked = reference = net.training_state(True)
     for _ in range(3):
         calls: list[int] = []
         order = net.backend.asarray(rng.permutation(1003), dtype=net.backend.index_dtype)
         chunked = runner.run(chunked, order, 0.5, calls.append)
         rows = xp.reshape(order[:1000], (100, 10))
-        reference = whole(reference, data.inputs, data.targets, rows, net._ones(10), 0.5)
-        reference = step(reference, data.inputs, data.targets, order[1000:], net._ones(3), 0.5)
+        reference = whole(reference, data.inputs, data.targets, rows, runner.ones(10), 0.5)
+        reference = step(reference, data.inputs, data.targets, order[1000:], runner.ones(3), 0.5)
         assert calls == [70] * 14 + [20, 3]
     for got, want in zip(jax_tree_leaves(chunked), jax_tree_leaves(reference)):
         np.testing.assert_array_equal(to_numpy(got), to_numpy(want))

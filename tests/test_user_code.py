@@ -16,8 +16,8 @@ import pytest
 from helpers import PARITY_TOL, assert_close, assert_on_backend, synthetic_problem, x64_scope
 
 from portable_nn import ModelFileError, load, network2, network3, to_numpy
-from portable_nn.activations import SIGMOID, UserActivation, UserFunctionError
-from portable_nn.costs import Cost, CrossEntropyCost, LogLikelihoodCost, QuadraticCost, UserCost, get_cost
+from portable_nn._math.activations import SIGMOID, UserActivation, UserFunctionError
+from portable_nn._math.costs import Cost, CrossEntropyCost, LogLikelihoodCost, QuadraticCost, UserCost, get_cost
 from portable_nn.network3 import ConvPoolLayer, FullyConnectedLayer, ReLU, SoftmaxLayer
 
 SIZES = [6, 8, 3]

@@ -7,9 +7,9 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from .. import limits
-from ..backends import enable_jax_x64
-from ..validation import max_parameters
+from .._backend.backends import enable_jax_x64
+from .._base import limits
+from .._base.validation import max_parameters
 from .common import DEBUG_ENV, EXPECTED_ERRORS, CommandError, describe, ensure_standard_streams, warn
 from .parser import build_parser
 

@@ -18,14 +18,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from ..atomic import OutputPathError
-from ..backends import BackendUnavailableError
-from ..download import DownloadError
-from ..errors import OptionalDependencyError
+from .._backend.backends import BackendUnavailableError
+from .._base.atomic import OutputPathError
+from .._base.errors import OptionalDependencyError
+from .._data.download import DownloadError
+from .._data.idx import IDXFormatError
+from .._data.mnist import DATA_ENV, resolve_data_dir
+from .._io.serialization import ModelFileError
 from ..history import HistoryFileError
-from ..idx import IDXFormatError
-from ..mnist import DATA_ENV, resolve_data_dir
-from ..serialization import ModelFileError
 
 #: Exceptions that mean "the user's input or environment is wrong", not "the program is wrong":
 #: each ends a command with one line on stderr and exit status 1.

@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import limits
-from ..layers import Layer
+from .._base import limits
+from .._base.runconfig import CHAPTER1 as _BOOK
+from .._base.validation import max_parameters
 from ..network3 import PRESETS, NetworkSpec
-from ..runconfig import CHAPTER1 as _BOOK
-from ..validation import max_parameters
 from .common import CommandError
 
 #: The monitored series ``--monitor`` accepts.
@@ -85,8 +83,10 @@ class RunConfig:
 
     def settings(self) -> dict[str, object]:
         """The run's settings as plain JSON values (for the history file and plot titles)."""
-        keep = ("epochs", "batch_size", "eta", "lmbda", "seed", "backend", "dtype", "preset")
-        chapter3 = ("cost", "output", "activation", "init", "regularization", "momentum", "early_stopping", "schedule")
+        # every network's: the run, the update rule and the stop rules (chapter 6 has them too)
+        keep: tuple[str, ...] = ("epochs", "batch_size", "eta", "lmbda", "seed", "backend", "dtype", "preset")
+        keep += ("regularization", "momentum", "early_stopping", "schedule")
+        chapter3 = ("cost", "output", "activation", "init")
         values: dict[str, object] = {name: getattr(self, name) for name in keep}
         if self.preset is None:
             values["sizes"] = list(self.sizes)
@@ -96,17 +96,14 @@ class RunConfig:
 
 DEFAULTS = RunConfig()
 
-#: Options a ``--preset`` fixes: (flag, field).
+#: Options a ``--preset`` fixes: (flag, field).  The update and stop rules (``--regularization``,
+#: ``--momentum``, ``--early-stopping``, ``--schedule``) are every network's, chapter 6's included.
 _CH3_FIELDS = (
     ("--sizes", "sizes"),
     ("--cost", "cost"),
     ("--output", "output"),
     ("--activation", "activation"),
     ("--init", "init"),
-    ("--regularization", "regularization"),
-    ("--momentum", "momentum"),
-    ("--early-stopping", "early_stopping"),
-    ("--schedule", "schedule"),
     ("--monitor", "monitor"),
     ("--eval-data", "eval_data"),
 )
@@ -177,12 +174,12 @@ def check_network_size(config: RunConfig) -> int:
         what = f"--sizes {','.join(map(str, config.sizes))}"
         if len(config.sizes) > limits.MAX_LAYERS:
             raise CommandError(f"--sizes: {len(config.sizes)} layer sizes; at most {limits.MAX_LAYERS} are allowed", 2)
-        count = sum(n_out * (n_in + 1) for n_in, n_out in zip(config.sizes[:-1], config.sizes[1:]))
+        count = limits.parameter_count(list(config.sizes))
         work = limits.network_work(list(config.sizes))
     else:
         what = f"--preset {spec.name}"
         layers = spec.layers()
-        count = sum(_layer_parameters(layer) for layer in layers)
+        count = limits.parameter_count(layers)
         work = limits.network_work(layers)
     try:
         max_count = max_parameters()
@@ -199,7 +196,3 @@ def check_network_size(config: RunConfig) -> int:
     except ValueError as exc:
         raise CommandError(str(exc), 2) from exc
     return count
-
-
-def _layer_parameters(layer: Layer) -> int:
-    return math.prod(layer.w_shape) + math.prod(layer.b_shape)

@@ -1,11 +1,11 @@
 """``portable-nn evaluate`` and ``portable-nn predict``: use a saved model.
 
 Both check the model before running it: 784 inputs and 10 outputs, and its
-work per image within :data:`portable_nn.limits.ACTIVATIONS` and
-:data:`portable_nn.limits.FLOPS` (a small file can describe a network that
+work per image within :data:`portable_nn._base.limits.ACTIVATIONS` and
+:data:`portable_nn._base.limits.FLOPS` (a small file can describe a network that
 would run for hours).  ``evaluate`` reads only the two test files (and
 downloads only those when they are missing); ``predict`` reads each image the
-MNIST way (:mod:`portable_nn.digits`).
+MNIST way (:mod:`portable_nn._data.digits`).
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from .. import limits
-from ..dataforms import Dataset
-from ..digits import DigitImageError, read_digit_image
-from ..download import DownloadError, download_file
-from ..idx import IDXFormatError, read_idx
+from .._base import limits
+from .._data.digits import DigitImageError, read_digit_image
+from .._data.download import DownloadError, download_file
+from .._data.forms import Dataset
+from .._data.idx import IDXFormatError, read_idx
+from .._data.mnist import DATA_ENV, FILES, existing_file, resolve_data_dir
 from ..loading import load
-from ..mnist import DATA_ENV, FILES, existing_file, resolve_data_dir
 from ..network3 import Network as Network3
 from .common import CommandError, data_directory, say, warn
 
@@ -98,7 +98,7 @@ def class_scores(outputs: np.ndarray) -> np.ndarray:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """``portable-nn predict``: the top three classes of each image, with a warning when unsure."""
-    from ..backends import to_numpy
+    from .._backend.backends import to_numpy
 
     net = load_for_mnist(args.model, args.backend, args.dtype)
     try:

@@ -2,11 +2,11 @@
 
 Every output is checked on its *real* target (symbolic links resolved): the
 suffix, that it is not a directory or special file and can be created
-(:func:`portable_nn.atomic.check_writable`), that no two outputs are the same
+(:func:`portable_nn._base.atomic.check_writable`), that no two outputs are the same
 file and that no output is one of the command's inputs.  Writing happens
 after training and before the final lines are printed, so a terminal that
 went away can never cost the model; a write that fails goes to a fallback
-location (:func:`portable_nn.atomic.fallback_path`).
+location (:func:`portable_nn._base.atomic.fallback_path`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..atomic import OutputPathError, check_writable, fallback_path
+from .._base.atomic import OutputPathError, check_writable, fallback_path
 from .common import CommandError, describe
 
 #: The suffixes each output option accepts (on the given name and on the real target).

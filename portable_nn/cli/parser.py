@@ -10,13 +10,14 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from .. import __version__, limits
-from ..backends import KNOWN_BACKENDS
-from ..costs import COST_ALIASES
-from ..mnist import DATA_ENV
+from .. import __version__
+from .._backend.backends import KNOWN_BACKENDS
+from .._base import limits
+from .._base.runconfig import ACTIVATIONS, INITS, RENAMED_VALUES, renamed_note
+from .._base.validation import check_sizes
+from .._data.mnist import DATA_ENV
+from .._math.costs import COST_ALIASES
 from ..network3 import PRESETS
-from ..runconfig import ACTIVATIONS, INITS, RENAMED_VALUES, renamed_note
-from ..validation import check_sizes
 from .common import DEBUG_ENV, warn
 from .config import DEFAULTS, MONITORS
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from ..training import EpochResult
+from .._train.loop import EpochResult
 from .common import say, stderr_usable
 
 
@@ -45,7 +45,7 @@ class EpochPrinter:
 
     def on_epoch(self, result: EpochResult) -> None:
         # Arrays are never updated in place (every step rebinds), so keeping references is a snapshot.
-        self.committed = (result, self.net._get_state(False))
+        self.committed = (result, self.net.training_state(False))
         self.close()
         self.history.append(result)
         if not self.quiet:
@@ -82,7 +82,7 @@ class EpochPrinter:
             self.history.clear()
             return
         result, state = self.committed
-        self.net._set_state(state)
+        self.net.set_training_state(state)
         if result not in self.history:
             self.history.append(result)
         del self.history[self.history.index(result) + 1 :]

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from ..signals import STOP_SIGNALS, handling
+from .._base.signals import STOP_SIGNALS, handling
 from .common import warn
 
 #: The signals that stop training: those of the platform among SIGINT, SIGTERM and SIGHUP.

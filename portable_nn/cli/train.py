@@ -15,15 +15,16 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .. import checkpoint, initializers
-from ..atomic import OutputPathError, check_writable
-from ..dataforms import Dataset
+from .._base.atomic import OutputPathError, check_writable
+from .._data.forms import Dataset
+from .._data.mnist import FILES, load_mnist, resolve_data_dir
+from .._io.serialization import json_problem
+from .._math import initializers
+from .._train import checkpoint
+from .._train.loop import EpochResult
 from ..history import history_rows, plot_history, write_history
-from ..mnist import FILES, load_mnist, resolve_data_dir
 from ..network2 import Network
 from ..network3 import Network3EpochResult, NetworkSpec, load_expanded_training_data
-from ..serialization import json_problem
-from ..training import EpochResult
 from .common import CommandError, data_directory, say, warn
 from .config import BOOK_TRAIN, EXPANDED_TRAIN, RunConfig, check_network_size, config_from_args
 from .outputs import WriteReport, Writers, check_outputs, check_space, write_outputs
@@ -206,7 +207,7 @@ def _resume(config: RunConfig, net: Any, printer: EpochPrinter) -> None:
         pass  # other layer sizes: SGD's settings check names the option that differs
     else:
         if printer.history:
-            printer.committed = (printer.history[-1], net._get_state(False))
+            printer.committed = (printer.history[-1], net.training_state(False))
     if not config.quiet:
         done = len(printer.history)
         ahead = (
@@ -230,8 +231,10 @@ def _fit_network(
 ) -> None:
     if config.preset is not None:
         net.SGD(
-            train, config.epochs, config.batch_size, config.eta, evaluation, test, config.lmbda, quiet=True, **hooks
-        )
+            train, config.epochs, config.batch_size, config.eta, evaluation, test, config.lmbda,
+            mu=config.momentum, regularization=config.regularization, early_stopping_n=config.early_stopping,
+            schedule_n=config.schedule, quiet=True, **hooks,
+        )  # fmt: skip
     else:
         net.SGD(
             train, config.epochs, config.batch_size, config.eta, config.lmbda, evaluation,

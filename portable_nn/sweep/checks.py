@@ -4,7 +4,7 @@
 outside [0, 2**32); chapter-3 options swept with ``model=network``, which
 ignores them (the trials would be identical trainings under different names);
 a ``hidden`` value whose network exceeds the parameter limit
-(:func:`portable_nn.validation.max_parameters`).  :func:`setting_problems`
+(:func:`portable_nn._base.validation.max_parameters`).  :func:`setting_problems`
 then builds the smallest network of every combination of the categorical
 options (model, cost, init, activation, backend, dtype): a backend that is not
 installed or cannot run, or a combination a network refuses, is found here,
@@ -54,7 +54,7 @@ def check_space(specs: Mapping[str, ParamSpec], *, seed: int, sizes: Sequence[in
                 f"model=network (chapter 1) ignores {', '.join(ignored)}: those trials would be the same training; "
                 "sweep them with model=network2 only"
             )
-    from ..validation import check_sizes
+    from .._base.validation import check_sizes
 
     for hidden in _values(specs, "hidden"):
         try:

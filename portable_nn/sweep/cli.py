@@ -26,8 +26,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from ..signals import STOP_SIGNALS as ALL_STOP_SIGNALS
-from ..signals import handling
+from .._base.signals import STOP_SIGNALS as ALL_STOP_SIGNALS
+from .._base.signals import handling
 
 __all__ = ["add_sweep_parser", "cmd_sweep", "main"]
 
@@ -215,7 +215,7 @@ def _check_plot(plot: Path | None) -> None:
     """``--plot``: its real target ends in .png, is writable, and is none of the sweep's own files."""
     if plot is None:
         return
-    from ..atomic import OutputPathError, check_writable
+    from .._base.atomic import OutputPathError, check_writable
 
     target = Path(os.path.realpath(plot))
     if plot.suffix.lower() != ".png" or target.suffix.lower() != ".png":
@@ -347,7 +347,7 @@ def _importable(name: str) -> bool:
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     shown = text[0] if text else ""
-    from ..atomic import OutputPathError
+    from .._base.atomic import OutputPathError
     from .engine import SchedulerError
     from .files import SweepFileError
 

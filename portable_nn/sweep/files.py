@@ -15,7 +15,7 @@
 missing) that this user owns and can write, in which none of these four names
 is a symbolic link or anything but a regular file.  Files are then opened with
 ``O_NOFOLLOW`` where the system has it (the check above covers the others).
-Every reader refuses a file over :data:`portable_nn.limits.HISTORY_BYTES`
+Every reader refuses a file over :data:`portable_nn._base.limits.HISTORY_BYTES`
 (``$PORTABLE_NN_MAX_HISTORY_BYTES``, 64 MiB) before reading it, and never
 blocks on a FIFO; :func:`read_results` checks each line against
 :mod:`.schema`, keeps the valid records and names the others, so damage costs
@@ -37,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import limits
-from ..atomic import atomic_write
+from .._base import limits
+from .._base.atomic import atomic_write
 from .schema import SchemaError, check_record
 
 __all__ = [
@@ -74,7 +74,7 @@ _LOCK_RETRY_S = 0.0
 class SweepFileError(OSError):
     """A sweep directory or file cannot be used; the message names it and says what to do.
 
-    An :class:`OSError` (like :class:`portable_nn.atomic.OutputPathError`),
+    An :class:`OSError` (like :class:`portable_nn._base.atomic.OutputPathError`),
     so the command line reports it in one line.
     """
 
@@ -290,7 +290,7 @@ def append_record(path: str | os.PathLike[str], record: Any) -> None:
     single ``os.write`` on a descriptor opened with ``O_APPEND`` (and
     ``O_NOFOLLOW``: a link is refused), then fsynced.  Appending is O(1) per
     trial, where rewriting the file through
-    :func:`portable_nn.atomic.atomic_write` would be O(trials).  A reader
+    :func:`portable_nn._base.atomic.atomic_write` would be O(trials).  A reader
     never sees a line interleaved with another (only the driver writes, and
     O_APPEND puts each write at the end); a crash during the write can at
     worst leave a last line without its newline, which :func:`read_results`

@@ -44,7 +44,7 @@ def plot_sweep(
     when ``directory`` holds no results file, it cannot be read (a link, too
     large) or no trial has an accuracy.
     """
-    from ..errors import OptionalDependencyError
+    from .._base.errors import OptionalDependencyError
 
     directory = Path(directory)
     results_path = directory / RESULTS_FILE

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..runconfig import ACTIVATIONS, CHAPTER3, INITS, RENAMED_VALUES, canonical_value
+from .._base.runconfig import ACTIVATIONS, CHAPTER3, INITS, RENAMED_VALUES, canonical_value
 
 __all__ = [
     "ALIASES",
@@ -41,7 +41,7 @@ __all__ = [
 SEARCHES = ("grid", "random", "tpe")
 METRICS = ("validation-accuracy", "best-validation-accuracy")
 
-#: Every option a trial takes, with chapter 3's values (:data:`portable_nn.runconfig.CHAPTER3`) used when it is
+#: Every option a trial takes, with chapter 3's values (:data:`portable_nn._base.runconfig.CHAPTER3`) used when it is
 #: not in the space; the names ``train`` uses (``momentum``, ``batch-size``, ``sizes``) are aliases.
 DEFAULTS: dict[str, Any] = {
     "model": "network2",

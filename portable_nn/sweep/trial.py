@@ -191,7 +191,7 @@ class DataSource:
 
 def load_arrays(source: DataSource) -> dict[str, np.ndarray]:
     """MNIST as uint8 arrays: the first ``train_size`` training images, validation from image 50,000, test."""
-    from ..mnist import load_mnist
+    from .._data.mnist import load_mnist
 
     (train_x, train_y), (test_x, test_y) = load_mnist(source.data_dir, download=source.download, dtype="uint8")
     if source.train_size > 50_000 or source.validation_size > train_x.shape[0] - 50_000:
@@ -224,8 +224,8 @@ def data_digest(arrays: Mapping[str, np.ndarray], names: Sequence[str] = ARRAY_N
 
 
 def trial_data(arrays: Mapping[str, np.ndarray]) -> TrialData:
-    """Wrap uint8 arrays as compact :class:`~portable_nn.dataforms.Dataset` objects (scaled on the device)."""
-    from ..dataforms import Dataset
+    """Wrap uint8 arrays as compact :class:`~portable_nn._data.forms.Dataset` objects (scaled on the device)."""
+    from .._data.forms import Dataset
 
     return TrialData(
         train=Dataset(arrays["train_x"], arrays["train_y"], divisor=255.0),

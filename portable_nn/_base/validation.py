@@ -13,6 +13,8 @@ import os
 from collections.abc import Mapping, Set
 from typing import Any
 
+from .limits import parameter_count
+
 FLOAT_DTYPES = ("float32", "float64")
 
 #: Most weights and biases a network may have (float64: 8 bytes each), checked before anything is
@@ -49,7 +51,7 @@ def check_sizes(sizes: Any) -> list[int]:
         if s < 1:
             raise ValueError(f"sizes must be a list of at least 2 positive ints; got {sizes!r}")
     sizes = [int(s) for s in sizes]
-    count = sum(n_out * (n_in + 1) for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+    count = parameter_count(sizes)
     limit = max_parameters()
     if count > limit:
         raise ValueError(

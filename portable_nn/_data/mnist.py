@@ -3,7 +3,7 @@
 ``load_mnist(data_dir)`` returns images ``(n, 784)`` scaled to [0, 1] and
 integer labels from IDX files; :func:`load_data` and :func:`load_data_wrapper`
 give Nielsen's split and forms, from IDX files or the book's ``mnist.pkl.gz``
-(read by :mod:`portable_nn.bookpickle`, never by ``pickle.load``).
+(read by :mod:`portable_nn._data.bookpickle`, never by ``pickle.load``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataforms import BookPairs, Dataset
+from .forms import BookPairs, Dataset
 from .idx import IDXFormatError, read_idx
 
 FILES = {
@@ -108,7 +108,7 @@ def _missing(data_dir: Path) -> list[str]:
     return [stem for stem in FILES.values() if existing_file(data_dir, stem) is None]
 
 
-def _is_pickle_source(path: Path) -> bool:
+def is_pickle_source(path: Path) -> bool:
     """Whether ``path`` means one of the book's pickle files: an existing regular file, or a pickle's name."""
     from .bookpickle import is_book_pickle
 
@@ -191,7 +191,7 @@ def load_mnist(
             f"{directory} is not a directory: --data-dir / ${DATA_ENV} must name a directory of MNIST files "
             "(the book's .pkl.gz files are read by load_data, load_data_wrapper and network3.load_data_shared)"
         )
-    if _is_pickle_source(directory):
+    if is_pickle_source(directory):
         raise _missing_pickle(directory)
     missing = _missing(directory)
     if missing and download:
@@ -216,7 +216,7 @@ def load_splits(
 
     ``data`` is one of the book's pickle files (``mnist.pkl.gz``,
     ``mnist_expanded.pkl.gz``: an existing file, or a name ending in
-    ``.pkl.gz``/``.pkl``), read by :func:`portable_nn.bookpickle.load_book_mnist`
+    ``.pkl.gz``/``.pkl``), read by :func:`portable_nn._data.bookpickle.load_book_mnist`
     -- a missing one is ``FileNotFoundError``, never a download -- or a
     directory of IDX files as for :func:`load_mnist` (whose last 10,000
     training images are the validation set, as in the book).  Images are
@@ -226,7 +226,7 @@ def load_splits(
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}")
     source = resolve_data_dir(data)
-    if _is_pickle_source(source):
+    if is_pickle_source(source):
         from .bookpickle import load_book_mnist
 
         if not source.is_file():
@@ -261,7 +261,7 @@ def load_data_wrapper(
     training images, as in the book.  ``data_dir``: a directory of IDX files
     or one of the book's pickle files (``mnist.pkl.gz``), as for :func:`load_splits`.
 
-    Each is a :class:`portable_nn.dataforms.BookPairs`: a list that behaves
+    Each is a :class:`portable_nn._data.forms.BookPairs`: a list that behaves
     like the book's (index, slice, iterate, ``zip``), whose ``x`` are views
     into one stacked ``(n, 784)`` array that the list also carries, so a
     network takes it without converting 50,000 pairs.

@@ -1,13 +1,13 @@
 """The epoch loop shared by every network: order, per-batch take, step, epoch-end bookkeeping.
 
-Per ``SGD`` call the data is resident on the device (:mod:`portable_nn.dataforms`).
+Per ``SGD`` call the data is resident on the device (:mod:`portable_nn._data.forms`).
 Per epoch, :func:`sgd` draws the order on the host from the network's NumPy
 generator (so a seed gives the same order on every backend), moves it to the
 device once, and runs the compiled step over consecutive slices of it: each
 mini-batch's rows are taken from the resident data by index, so no
 epoch-wide copy of the data set is ever made.  Where the backend compiles
 (JAX), the full mini-batches run as ~50 compiled chunks per epoch
-(:mod:`portable_nn.compiled`), so progress (``on_batch``) and Ctrl-C are
+(:mod:`portable_nn._backend.compiled`), so progress (``on_batch``) and Ctrl-C are
 seen between chunks.  At the end of an epoch one
 tiny host copy synchronises the device (honest timing) and checks the weights
 are finite; then the facade's ``report`` evaluates and prints, and the stop
@@ -25,16 +25,18 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from . import initializers
-from .backends import Backend, _host_view
+from .._backend.backends import host_view
+from .._backend.compiled import chunk_size, wait
+from .._base.types import Array, Namespace
+from .._data.forms import DeviceData
+from .._math import initializers
+from .._math.updates import State, UpdateRule
 from .checkpoint import Checkpoint
-from .compiled import chunk_size, wait
-from .dataforms import DeviceData
-from .dense import State
+from .protocol import Epoch, Step, Trainable
 
 
 @dataclass(frozen=True)
@@ -77,21 +79,8 @@ class EpochResult:
 SATURATED = 0.99
 
 
-class Trainable(Protocol):
-    """What :func:`sgd` needs from a network."""
-
-    backend: Backend
-    _rng: Any
-
-    def _get_state(self, momentum: bool) -> State: ...
-
-    def _set_state(self, state: State) -> None: ...
-
-    def _compiled_step(
-        self, *, lmbda: float, n: int, mu: float, regularization: str, divisor: float | None
-    ) -> tuple[Callable[..., State], Callable[..., State] | None]: ...
-
-    def _ones(self, m: int) -> Any: ...
+#: The book's chapter-1 rule: no decay, no momentum.
+PLAIN_SGD = UpdateRule()
 
 
 class Plateau:
@@ -126,19 +115,26 @@ class StopRules:
 class _Runner:
     """The compiled step (and, where the backend compiles, the compiled epoch) for one ``SGD`` call."""
 
-    def __init__(
-        self, net: Trainable, train: DeviceData, batch: int, compiled: tuple[Callable[..., State], Any]
-    ) -> None:
+    def __init__(self, net: Trainable, train: DeviceData, batch: int, compiled: tuple[Step, Epoch]) -> None:
         self.net, self.train, self.batch = net, train, batch
         self.step, self.epoch = compiled
         self._pace: float | None = None  # seconds per compiled mini-batch, once measured
         self._last_done: float | None = None
+        self._ones: dict[int, Array] = {}
+
+    def ones(self, m: int) -> Array:
+        """A cached ``(m, 1)`` column of ones of the network's dtype on its device (the column layout's sums)."""
+        ones = self._ones.get(m)
+        if ones is None:
+            backend = self.net.backend
+            ones = self._ones[m] = backend.xp.ones((m, 1), dtype=self.net.float_dtype, device=backend.device)
+        return ones
 
     def run(self, state: State, order: Any, eta: float, on_batch: Callable[[int], None] | None) -> State:
         """One epoch over ``order`` (``(n,)`` indices on the device) from ``state``; returns the new state.
 
         Eager backends: one step per mini-batch, ``on_batch`` after each.
-        Compiled backends: the full mini-batches in :func:`~portable_nn.compiled.chunk_size` chunks,
+        Compiled backends: the full mini-batches in :func:`~portable_nn._backend.compiled.chunk_size` chunks,
         one compiled call each, ``on_batch`` once a chunk has finished (one chunk stays queued
         behind it, so the device never waits for Python); then the last, shorter mini-batch.
         """
@@ -152,7 +148,7 @@ class _Runner:
             start = 0
         for k in range(start, n, m):
             stop = min(k + m, n)  # out-of-bounds slice stops are not standard
-            state = self.step(state, data.inputs, data.targets, order[k:stop], self.net._ones(stop - k), eta)
+            state = self.step(state, data.inputs, data.targets, order[k:stop], self.ones(stop - k), eta)
             if on_batch is not None:
                 on_batch(stop - k)
         return state
@@ -160,17 +156,18 @@ class _Runner:
     def _chunks(self, state: State, rows: Any, eta: float, on_batch: Callable[[int], None] | None) -> State:
         """The compiled chunks over ``rows`` (``(n_batches, m)``), reporting each once it is computed.
 
-        Chunk sizes follow the pace measured so far (:func:`~portable_nn.compiled.chunk_size`);
+        Chunk sizes follow the pace measured so far (:func:`~portable_nn._backend.compiled.chunk_size`);
         they change only how often Python looks in, never the result.
         """
         n_batches, m = rows.shape
-        data, ones = self.train, self.net._ones(m)
+        data, ones, epoch = self.train, self.ones(m), self.epoch
+        assert epoch is not None  # run() calls this only where the backend compiles
         queued: tuple[State, int] | None = None
         self._last_done = None
         start = 0
         while start < n_batches:
             stop = min(start + chunk_size(n_batches, self._pace), n_batches)
-            state = self.epoch(state, data.inputs, data.targets, rows, start, stop, ones, eta)
+            state = epoch(state, data.inputs, data.targets, rows, start, stop, ones, eta)
             if queued is not None:
                 self._finished(*queued, m, on_batch)  # KeyboardInterrupt lands here, between chunks
             queued, start = (state, stop - start), stop
@@ -189,13 +186,13 @@ class _Runner:
             on_batch(batches * m)
 
 
-def _all_finite(xp: Any, state: State) -> bool:
+def _all_finite(xp: Namespace, state: State) -> bool:
     """One host copy: synchronises the device and tells whether every parameter is finite."""
     flags = [xp.all(xp.isfinite(p)) for p in (*state.weights, *state.biases)]
     total = flags[0]
     for flag in flags[1:]:
         total = xp.logical_and(total, flag)
-    return bool(_host_view(total))
+    return bool(host_view(total))
 
 
 class _FloatingPointErrors:
@@ -243,9 +240,7 @@ def sgd(
     eta: float,
     *,
     report: Callable[[int, float, float], EpochResult],
-    lmbda: float = 0.0,
-    mu: float = 0.0,
-    regularization: str = "l2",
+    rule: UpdateRule = PLAIN_SGD,
     rules: StopRules = StopRules(),
     on_batch: Callable[[int], None] | None = None,
     on_epoch: Callable[[EpochResult], None] | None = None,
@@ -274,12 +269,12 @@ def sgd(
     training or evaluation overflowed or produced an invalid value (those
     NumPy warnings themselves are not shown).
 
-    ``checkpoint`` (:class:`~portable_nn.checkpoint.Checkpoint`): when it
+    ``checkpoint`` (:class:`~portable_nn._train.checkpoint.Checkpoint`): when it
     resumes, the loop starts from its parameters, velocities, generator state,
     eta, stop-rule counters and history; after every epoch (once the stop rules
     have run, before ``on_epoch``) it is written again.
     """
-    compiled = net._compiled_step(lmbda=lmbda, n=train.n, mu=mu, regularization=regularization, divisor=train.divisor)
+    compiled = net.training_step(rule, train.divisor)
     runner = _Runner(net, train, mini_batch_size, compiled)
     backend = net.backend
     history: list[EpochResult] = []
@@ -298,18 +293,18 @@ def sgd(
             fresh = before_epoch(j)
             if fresh is not None:
                 runner.train = fresh
-        order = backend.asarray(initializers.permutation(net._rng, train.n), dtype=backend.index_dtype)
+        order = backend.asarray(initializers.permutation(net.random_source, train.n), dtype=backend.index_dtype)
         errors = _FloatingPointErrors()
         with errors:
-            state = runner.run(net._get_state(mu != 0.0), order, eta, on_batch)
+            state = runner.run(net.training_state(rule.momentum), order, eta, on_batch)
         finite = _all_finite(backend.xp, state)
         seconds = time.perf_counter() - start
-        net._set_state(state)
+        net.set_training_state(state)
         if not finite and not warned:
             warned = _diverged(j, eta, "the weights are no longer finite")
         with errors:
             result = report(j, seconds, eta)
-        saturation = getattr(net, "output_saturation", 0.0) if result.correct is not None else 0.0
+        saturation = net.output_saturation if result.correct is not None else 0.0
         if saturation >= SATURATED and not warned:
             warned = _diverged(j, eta, f"{100 * saturation:.1f}% of the output activations are saturated at 0 or 1")
         if errors.first is not None and not warned:

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from . import dataforms
-from .backends import to_numpy
+from .._backend.backends import to_numpy
+from . import forms as dataforms
 
 
 class SharedArray(np.ndarray):
@@ -97,7 +97,7 @@ def load_data_shared(
 
     ``filename``: one of the book's pickle files (``mnist.pkl.gz``;
     ``mnist_expanded.pkl.gz`` gives 250,000 training images), read without
-    running pickle code (:mod:`portable_nn.bookpickle`) and never downloaded;
+    running pickle code (:mod:`portable_nn._data.bookpickle`) and never downloaded;
     or a directory of MNIST IDX files (default: ``$PORTABLE_NN_DATA``, else the
     per-user cache, downloading when ``download``), split 50,000/10,000/10,000.
     Images are float32 ``(n, 784)`` in [0, 1], labels int64 -- the book's
@@ -115,15 +115,15 @@ def load_expanded_training_data(
     """The book's ``mnist_expanded`` training set (250,000 images: each one and its four 1-pixel shifts).
 
     ``data_dir`` a directory of IDX files: built from them and cached
-    atomically by :func:`portable_nn.expand.expanded_mnist` (``uint8``
+    atomically by :func:`portable_nn._data.expand.expanded_mnist` (``uint8``
     pixels / 255).  ``data_dir`` the book's ``mnist_expanded.pkl.gz`` (made
     by its ``expand_mnist.py``): its training images, float32, read safely
-    (:mod:`portable_nn.bookpickle`); a missing file is ``FileNotFoundError``.
+    (:mod:`portable_nn._data.bookpickle`); a missing file is ``FileNotFoundError``.
     """
     from .expand import expanded_mnist
-    from .mnist import _is_pickle_source, load_splits, resolve_data_dir
+    from .mnist import is_pickle_source, load_splits, resolve_data_dir
 
-    if _is_pickle_source(resolve_data_dir(data_dir)):
+    if is_pickle_source(resolve_data_dir(data_dir)):
         (images, labels), _, _ = load_splits(data_dir, download=False)
         return dataforms.Dataset(images, labels)
     images, labels = expanded_mnist(data_dir, cache_dir)

@@ -138,10 +138,13 @@ def qualified_name(function: Any) -> str:
 
 
 def backend_name(xp: Any) -> str:
-    """The backend's name for an error message (``"torch"``, ``"jax"``, ...)."""
-    from .backends import _name_of_namespace
+    """The backend's name for an error message (``"torch"``, ``"jax"``, ...), from the namespace's module name.
 
-    return _name_of_namespace(xp) or str(getattr(xp, "__name__", xp))
+    ``array_api_compat.torch`` -> ``torch``, ``jax.numpy`` -> ``jax``, ``array_api_strict`` as it is.
+    """
+    name = str(getattr(xp, "__name__", xp))
+    name = name.removeprefix("array_api_compat.")
+    return name.split(".")[0]
 
 
 def call_user(function: Callable[..., Any], what: str, xp: Any, like: Any, *args: Any, scalar: bool = False) -> Any:

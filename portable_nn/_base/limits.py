@@ -37,7 +37,7 @@ every call, not at import.
 
 Example::
 
-    from portable_nn import limits
+    from portable_nn._base import limits
     limits.IDX_BYTES.value()            # the limit in force now
     limits.IDX_BYTES.value(2**33)       # an explicit override wins
 """
@@ -117,17 +117,17 @@ class Limit:
         return f"set ${self.env} (e.g. {self.env}=4G) or pass a larger limit to raise it"
 
 
-#: Largest IDX data section :func:`portable_nn.idx.read_idx` accepts (product of the header's dimensions).
+#: Largest IDX data section :func:`portable_nn._data.idx.read_idx` accepts (product of the header's dimensions).
 IDX_BYTES = Limit(
     "max_idx_bytes", "PORTABLE_NN_MAX_IDX_BYTES", 2**31, "largest IDX data section (product of the dimensions)"
 )
-#: Most bytes :func:`portable_nn.download.download_file` accepts for a file without a pinned size.
+#: Most bytes :func:`portable_nn._data.download.download_file` accepts for a file without a pinned size.
 DOWNLOAD_BYTES = Limit(
     "max_download_bytes", "PORTABLE_NN_MAX_DOWNLOAD_BYTES", 2**28, "largest download of a file without a pinned size"
 )
 #: Largest history file (JSON or CSV) :func:`portable_nn.history.read_history` reads.
 HISTORY_BYTES = Limit("max_history_bytes", "PORTABLE_NN_MAX_HISTORY_BYTES", 2**26, "largest history file")
-#: Largest saved model file the loaders read (for :mod:`portable_nn.serialization`).
+#: Largest saved model file the loaders read (for :mod:`portable_nn._io.serialization`).
 MODEL_BYTES = Limit("max_model_bytes", "PORTABLE_NN_MAX_MODEL_BYTES", 2**31, "largest saved model file")
 
 #: Most activations one image may make in all the layers of a network together (:func:`network_work`).
@@ -186,6 +186,19 @@ def network_work(layers: Sequence[int] | Sequence[object]) -> Work:
         return Work(sum(sizes[1:]), sum(2 * a * b for a, b in zip(sizes[:-1], sizes[1:])))
     works = [_layer_work(layer) for layer in items]
     return Work(sum(w.activations for w in works), sum(w.flops for w in works))
+
+
+def parameter_count(layers: Sequence[int] | Sequence[object]) -> int:
+    """Weights and biases of a network: the one count every limit check uses.
+
+    ``layers``: a fully connected network's ``sizes`` (``Σ n_out·(n_in + 1)``),
+    or layer objects with ``w_shape``/``b_shape`` (chapter 6's, or the math layers).
+    """
+    items = list(layers)
+    if items and all(isinstance(n, int) for n in items):
+        sizes = [int(n) for n in items]  # type: ignore[call-overload]
+        return sum(n_out * (n_in + 1) for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+    return sum(math.prod(getattr(layer, "w_shape")) + math.prod(getattr(layer, "b_shape")) for layer in items)  # noqa: B009
 
 
 def check_work(work: Work, what: str) -> Work:

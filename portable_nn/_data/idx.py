@@ -8,7 +8,7 @@ mislabelled file fails with an error that names it.
 
 Memory is bounded by the header, never by what the file claims or expands to:
 the header is read first, the size it declares is checked against
-:data:`portable_nn.limits.IDX_BYTES` (``$PORTABLE_NN_MAX_IDX_BYTES``), against
+:data:`portable_nn._base.limits.IDX_BYTES` (``$PORTABLE_NN_MAX_IDX_BYTES``), against
 the file size (raw files) or the most a gzip file of that size can expand to
 (deflate cannot expand more than 1032:1), and only then is the array allocated.
 Gzip data is decompressed in bounded chunks straight into that array, so a
@@ -30,7 +30,7 @@ from typing import Protocol
 
 import numpy as np
 
-from . import limits
+from .._base import limits
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _UBYTE = 0x08
@@ -166,7 +166,7 @@ def open_stream(path: str | os.PathLike[str], kind: str = "a data file") -> Iter
     than ``n`` bytes; corrupt or truncated gzip data raises
     :class:`IDXFormatError` naming the path.  ``path`` must be a regular file
     (``kind``, like ``"a pickle file"``, names it in that error).  Shared by
-    :func:`read_idx` and :mod:`portable_nn.bookpickle`.
+    :func:`read_idx` and :mod:`portable_nn._data.bookpickle`.
     """
     path = Path(path)
     handle, info = _open_regular(path, kind)
@@ -190,7 +190,7 @@ def read_idx(path: str | os.PathLike[str], ndim: int | None = None, *, max_bytes
         ``None`` accepts any.
     max_bytes:
         Largest data section accepted (the product of the dimensions);
-        default :data:`portable_nn.limits.IDX_BYTES`, 2 GiB or
+        default :data:`portable_nn._base.limits.IDX_BYTES`, 2 GiB or
         ``$PORTABLE_NN_MAX_IDX_BYTES``.
 
     What is checked, before anything the size of the data is allocated: the

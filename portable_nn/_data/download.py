@@ -7,7 +7,7 @@ interrupted or tampered download never leaves a file that later loads.
 
 A download is bounded in size and time: it stops as soon as more bytes arrive
 than expected (the pinned :data:`SIZES`, or
-:data:`portable_nn.limits.DOWNLOAD_BYTES`), and a whole call gives up after
+:data:`portable_nn._base.limits.DOWNLOAD_BYTES`), and a whole call gives up after
 ``deadline`` seconds (default :data:`DEFAULT_DEADLINE_S`), so a hostile or
 broken mirror can neither fill the disk nor hang the program.
 """
@@ -25,8 +25,8 @@ from collections.abc import Sequence
 from http.client import HTTPException, HTTPResponse
 from pathlib import Path
 
-from . import limits
-from .atomic import atomic_write
+from .._base import limits
+from .._base.atomic import atomic_write
 
 #: Public mirrors of the canonical files, tried in order.
 MIRRORS = (
@@ -201,7 +201,7 @@ def download_file(
         Most bytes accepted; a download stops as soon as more arrive (or a
         larger ``Content-Length`` is announced).  Default: the pinned
         :data:`SIZES` entry when the pinned digest is used, otherwise
-        :data:`portable_nn.limits.DOWNLOAD_BYTES` (256 MiB,
+        :data:`portable_nn._base.limits.DOWNLOAD_BYTES` (256 MiB,
         ``$PORTABLE_NN_MAX_DOWNLOAD_BYTES``).
     deadline:
         Seconds the whole call may take, all mirrors together (default 600).

@@ -1,11 +1,11 @@
 """Saving and loading networks: ``.npz`` and the book's ``network2`` JSON.
 
 Files hold host (NumPy) arrays, so a model trained on one backend loads onto
-any other.  Writes go through :func:`portable_nn.atomic.atomic_write`, so a
+any other.  Writes go through :func:`portable_nn._base.atomic.atomic_write`, so a
 crash or Ctrl-C never leaves a half-written model.  Reading checks sizes
 before allocating (file size, npz member headers, JSON nesting), then keys,
 shapes, dtypes and finiteness, and names the file on failure; the network is
-then built from the arrays (:meth:`portable_nn.model.DenseNetwork.from_arrays`), never from
+then built from the arrays (:meth:`portable_nn._nets.dense.DenseNetwork.from_arrays`), never from
 random weights of a declared shape.
 
 ``.json``: ``{"sizes", "weights", "biases", "cost"}`` exactly as the book's
@@ -30,27 +30,30 @@ program's file or one from a newer version is refused, never guessed at.
 from __future__ import annotations
 
 import json
-import lzma
-import math
 import os
 import re
-import struct
-import warnings
 import zipfile
-import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from . import limits
-from ._types import Array
-from .atomic import atomic_write
-from .backends import _host_view
-from .costs import COSTS, QuadraticCost
-from .dense import DenseSpec
-from .validation import check_layer_arrays, check_sizes
+from .._backend.backends import host_view
+from .._base import limits
+from .._base.atomic import atomic_write
+from .._base.types import Array
+from .._base.validation import check_layer_arrays, check_sizes
+from .._math.costs import COSTS, QuadraticCost
+from .._math.dense import DenseSpec
+from .npz import ZIP_ERRORS, Header, ModelFileError, check_file_size, check_format, npz_headers
+
+__all__ = ["ModelFileError", "check_format", "json_problem", "read_model", "save"]
+
+#: Longest ``sizes`` array a model file may have (layers); the same limit for ``train``, saving and loading.
+_MAX_LAYERS = limits.MAX_LAYERS
+#: Largest ``meta`` member (a short JSON string) in bytes.
+_MAX_META_BYTES = 1 << 16
 
 
 class SavableNetwork(Protocol):
@@ -77,10 +80,6 @@ FORMAT_VERSION = 1
 KNOWN_COSTS = tuple(COSTS)
 #: Deepest JSON nesting a model needs is 3 (list of matrices of rows); anything deeper is refused.
 _MAX_JSON_DEPTH = 8
-
-
-class ModelFileError(ValueError):
-    """A model file is malformed: unreadable, wrong keys, shapes, dtypes or non-finite values."""
 
 
 def _format_of(path: Path) -> str:
@@ -115,27 +114,6 @@ def json_problem(net: SavableNetwork) -> str | None:
     )
 
 
-def check_format(path: Path, meta: dict[str, Any], *, name: str, version: int, required: bool) -> None:
-    """Refuse a model file of another program's ``format`` or of a ``version`` newer than ``version``.
-
-    One check for every chapter: chapter-1/3 files (``name="portable_nn"``;
-    ``required=False``: the book's JSON and version-0 npz files carry neither
-    key) and network3's (``required=True``).  Raises :class:`ModelFileError`.
-    """
-    found = meta.get("format")
-    if found is None and required:
-        raise ModelFileError(f"{path}: no 'format' in its metadata: not a {name} model file")
-    if found is not None and found != name:
-        raise ModelFileError(f"{path}: a {found!r:.60} file (written by another program?), not a {name} model file")
-    if found is not None or "version" in meta:
-        got = meta.get("version")
-        if type(got) is not int or not 1 <= got <= version:
-            raise ModelFileError(
-                f"{path}: unsupported {name} format version {got!r:.40} (this portable_nn reads versions 1 to "
-                f"{version}; a newer portable_nn may have written it)"
-            )
-
-
 def _meta(net: SavableNetwork) -> dict[str, Any]:
     return {
         "format": FORMAT,
@@ -160,8 +138,8 @@ def save(net: SavableNetwork, path: str | os.PathLike[str]) -> Path:
         raise ValueError(f"not saving {path}: {problem}")
     if len(net.sizes) > _MAX_LAYERS:
         raise ValueError(f"not saving {path}: {len(net.sizes)} layer sizes; a model file holds at most {_MAX_LAYERS}")
-    weights = [_host_view(w) for w in net.weights]  # read only: no copy
-    biases = [_host_view(b) for b in net.biases]
+    weights = [host_view(w) for w in net.weights]  # read only: no copy
+    biases = [host_view(b) for b in net.biases]
     for i, (w, b) in enumerate(zip(weights, biases)):
         if not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):
             raise ValueError(
@@ -184,100 +162,6 @@ def save(net: SavableNetwork, path: str | os.PathLike[str]) -> Path:
         with atomic_write(path, "w") as handle:
             json.dump(data, handle)
     return path
-
-
-def check_file_size(path: Path) -> None:
-    size = path.stat().st_size
-    limit = limits.MODEL_BYTES.value()
-    if size > limit:
-        raise ModelFileError(
-            f"{path}: {size} bytes is larger than the model size limit {limit}; {limits.MODEL_BYTES.hint()}"
-        )
-    if size == 0:
-        raise ModelFileError(f"{path}: the file is empty")
-
-
-#: Longest ``sizes`` array a model file may have (layers); the same limit for ``train``, saving and loading.
-_MAX_LAYERS = limits.MAX_LAYERS
-#: Largest ``meta`` member (a short JSON string) in bytes.
-_MAX_META_BYTES = 1 << 16
-#: Deflate's largest expansion (1032:1): the most a compressed member of n bytes can hold.
-_DEFLATE_RATIO = 1032
-#: A member's declared shape and dtype.
-_Header = tuple[tuple[int, ...], np.dtype]
-
-
-def _npy_header(member: IO[bytes]) -> tuple[tuple[int, ...], np.dtype, int]:
-    """``(shape, dtype, header length)`` of the ``.npy`` stream ``member``; ``ValueError`` if malformed."""
-    version = np.lib.format.read_magic(member)
-    if version not in ((1, 0), (2, 0)):
-        raise ValueError(f"unsupported .npy format version {version}")
-    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # numpy warns about Python-2 headers it can still parse
-            shape, _, dtype = read_header(member)
-    except ValueError:
-        raise
-    except Exception as exc:  # a hostile header can make numpy's literal parser fail in any way
-        raise ValueError(f"malformed .npy header ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(shape, tuple) or any(isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in shape):
-        raise ValueError(f"malformed .npy shape {shape!r}")
-    return shape, dtype, member.tell()
-
-
-def npz_headers(path: Path, archive: zipfile.ZipFile, allowed: Callable[[str], bool], kind: str) -> dict[str, _Header]:
-    """Every member's npy header ``{name: (shape, dtype)}``, checked before anything is allocated.
-
-    Used by every model reader (``serialization`` and ``network3``).  Checks:
-    no two members of one name; only ``NAME.npy`` members whose ``NAME``
-    passes ``allowed``; each zip entry no larger than the file could hold (a
-    deflated member holds at most 1032 bytes per stored byte); no object or
-    record dtypes; each header's declared bytes equal to its entry's size; the
-    total under :data:`portable_nn.limits.MODEL_BYTES`.  ``kind`` names the
-    file kind in messages.  Raises :class:`ModelFileError`.
-    """
-    limit = limits.MODEL_BYTES.value()
-    file_size = path.stat().st_size
-    infos = archive.infolist()
-    names = [info.filename for info in infos]
-    if len(set(names)) != len(names):
-        raise ModelFileError(f"{path}: the archive holds two members of the same name")
-    headers: dict[str, _Header] = {}
-    total = 0
-    for info in infos:
-        if not info.filename.endswith(".npy"):
-            raise ModelFileError(f"{path}: unexpected member {info.filename!r} (not an .npy array)")
-        name = info.filename[: -len(".npy")]
-        if not allowed(name):
-            raise ModelFileError(f"{path}: unexpected member {info.filename!r} (not part of a {kind})")
-        stored_most = file_size if info.compress_type == zipfile.ZIP_STORED else _DEFLATE_RATIO * file_size
-        if info.compress_size > file_size or info.file_size > stored_most:
-            raise ModelFileError(f"{path}: member {info.filename!r} claims more data than the file holds")
-        with archive.open(info) as member:
-            shape, dtype, header_bytes = _npy_header(member)
-        if dtype.hasobject or dtype.kind in "OV":
-            raise ModelFileError(f"{path}: member {info.filename!r} holds Python objects or records")
-        nbytes = math.prod(shape) * dtype.itemsize
-        if header_bytes + nbytes != info.file_size:
-            raise ModelFileError(
-                f"{path}: member {info.filename!r} declares {nbytes} bytes of data but its zip entry "
-                f"holds {info.file_size - header_bytes} (truncated or damaged)"
-            )
-        total += nbytes
-        if total > limit:
-            raise ModelFileError(f"{path}: its arrays declare more than {limit} bytes; {limits.MODEL_BYTES.hint()}")
-        headers[name] = (shape, dtype)
-    return headers
-
-
-def read_members(archive: zipfile.ZipFile, names: Iterable[str]) -> dict[str, np.ndarray]:
-    """The ``.npy`` members ``names`` of ``archive`` (headers already checked by :func:`npz_headers`), no pickle."""
-    arrays = {}
-    for name in names:
-        with archive.open(name + ".npy") as member:
-            arrays[name] = np.lib.format.read_array(member, allow_pickle=False)
-    return arrays
 
 
 def _is_layer(name: str) -> bool:
@@ -314,22 +198,9 @@ def _npz_members(path: Path) -> dict[str, np.ndarray]:
 
 
 _LAYER_MEMBER = re.compile(r"(weights|biases)_(0|[1-9][0-9]{0,5})")
-#: What reading a damaged zip archive raises (zipfile and the decompressors it uses).
-ZIP_ERRORS = (
-    OSError,
-    ValueError,
-    EOFError,
-    KeyError,
-    zipfile.BadZipFile,
-    NotImplementedError,  # an unsupported compression method
-    RuntimeError,  # an encrypted member
-    zlib.error,
-    lzma.LZMAError,
-    struct.error,
-)
 
 
-def _read_sizes(path: Path, archive: zipfile.ZipFile, headers: dict[str, _Header]) -> list[int]:
+def _read_sizes(path: Path, archive: zipfile.ZipFile, headers: dict[str, Header]) -> list[int]:
     if "sizes" not in headers:
         raise ModelFileError(f"{path}: missing key 'sizes'")
     shape, dtype = headers["sizes"]
@@ -346,7 +217,7 @@ def _read_sizes(path: Path, archive: zipfile.ZipFile, headers: dict[str, _Header
     return _check_declared_sizes(path, [int(s) for s in sizes])
 
 
-def _check_member_shapes(path: Path, headers: dict[str, _Header], sizes: list[int]) -> None:
+def _check_member_shapes(path: Path, headers: dict[str, Header], sizes: list[int]) -> None:
     expected = {f"weights_{i}": (n_out, n_in) for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:]))}
     expected.update({f"biases_{i}": (n_out, 1) for i, n_out in enumerate(sizes[1:])})
     present = {name for name in headers if name not in ("sizes", "meta")}
@@ -502,7 +373,7 @@ def read_model(path: str | os.PathLike[str]) -> tuple[list[int], list[np.ndarray
     if not isinstance(cost, str) or cost not in KNOWN_COSTS:
         raise ModelFileError(f"{path}: unknown cost {cost!r}; expected one of {KNOWN_COSTS}")
     activation = meta.get("activation", "sigmoid")
-    from .activations import ACTIVATIONS
+    from .._math.activations import ACTIVATIONS
 
     if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise ModelFileError(f"{path}: unknown activation {activation!r}; expected one of {tuple(ACTIVATIONS)}")

@@ -1,11 +1,11 @@
 """Compiling the standard-namespace step where the backend can compile it.
 
-The step built by :func:`portable_nn.dense.make_step` is pure and written
+The step built by :func:`portable_nn._math.dense.make_step` is pure and written
 against the standard only, which is exactly what ``jax.jit`` traces.  For JAX
 this module compiles it twice: the step alone (for a last, smaller
 mini-batch) and a *chunk* of full mini-batches as one ``jax.lax.fori_loop``
 over rows ``start:stop`` of the epoch's ``(n_batches, m)`` order.  The epoch
-loop (:mod:`portable_nn.training`) sizes the chunks (:func:`chunk_size`) to
+loop (:mod:`portable_nn._train.loop`) sizes the chunks (:func:`chunk_size`) to
 last about :data:`CHUNK_SECONDS` each: often enough that progress is reported
 and Ctrl-C is seen within a fraction of a second, few enough that an epoch
 costs no more than the single compiled loop it replaced (measured in
@@ -16,7 +16,7 @@ Every other backend runs the step eagerly.  (``torch.compile`` was not
 adopted: the step is a handful of BLAS calls, and eager PyTorch already
 spends its time in them.)
 
-This is, with :mod:`portable_nn.backends`, the only module that names an
+This is, with :mod:`portable_nn._backend.backends`, the only module that names an
 array library.
 """
 

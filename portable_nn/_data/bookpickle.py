@@ -17,8 +17,8 @@ them is a stand-in that checks its arguments and builds the array itself with
 file.  Any other global (``os.system``, ``builtins.eval``, ...) raises
 :class:`BookPickleError` when it is *looked up*, before anything could call it.
 
-Sizes, as for the IDX reader (:mod:`portable_nn.idx`): the arrays of one
-file may hold at most :data:`portable_nn.limits.IDX_BYTES`
+Sizes, as for the IDX reader (:mod:`portable_nn._data.idx`): the arrays of one
+file may hold at most :data:`portable_nn._base.limits.IDX_BYTES`
 (``$PORTABLE_NN_MAX_IDX_BYTES``, 2 GiB) of data, checked as each is built;
 the decompressed stream may be at most 4 times that (protocol 0, which the
 book's ``expand_mnist.py`` writes, spells a byte with up to 4 characters: its
@@ -50,7 +50,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from . import limits
+from .._base import limits
 from .idx import IDXFormatError, open_stream
 
 __all__ = ["BookPickleError", "RestrictedUnpickler", "is_book_pickle", "load_book_mnist", "read_book_pickle"]
@@ -387,7 +387,7 @@ def read_book_pickle(path: str | os.PathLike[str], *, max_bytes: int | None = No
 
     Only tuples, lists, numbers and NumPy arrays/scalars of boolean, integer
     or float dtypes come back (arrays are read-only views of the file's bytes).
-    ``max_bytes`` overrides :data:`portable_nn.limits.IDX_BYTES` as the cap
+    ``max_bytes`` overrides :data:`portable_nn._base.limits.IDX_BYTES` as the cap
     on the decompressed stream.  Python-2 strings are read as latin1.
 
     Raises

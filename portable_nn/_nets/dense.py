@@ -4,11 +4,13 @@
 ``(sizes[l+1], sizes[l])``, ``biases[l]`` ``(sizes[l+1], 1)``, plain lists of
 backend arrays you can read and replace: every assignment is checked and
 converted, as network3's ``w``/``b`` are), moves data to the device once
-(:mod:`portable_nn.dataforms`), evaluates in chunks with one host copy per
-result, and trains through :func:`portable_nn.training.sgd` with the step of
-:mod:`portable_nn.dense`.  The book's facades, :class:`portable_nn.network.Network`
-and :class:`portable_nn.network2.Network`, add only their names, defaults,
-printed lines and file formats.
+(:mod:`portable_nn._data.forms`), evaluates in chunks with one host copy per
+result (:mod:`portable_nn._train.evaluation`), and trains through
+:func:`portable_nn._train.loop.sgd` with the step of :mod:`portable_nn._math.chain`
+(its :class:`~portable_nn._math.dense.DenseSpec` as a chain of ``Dense`` layers).
+The book's facades, :class:`portable_nn.network.Network` and
+:class:`portable_nn.network2.Network`, add only their names, defaults, printed
+lines and file formats.
 """
 
 from __future__ import annotations
@@ -20,20 +22,17 @@ from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-from . import dataforms, initializers
-from .backends import Backend, resolve_backend, to_numpy
-from .compiled import compile_function, epoch_function
-from .dense import DenseSpec, State, forward, gradients, make_step, regularization_cost
-from .validation import check_dtype, check_layer_arrays, check_sizes
-
-#: Samples fed through the network at once when evaluating (fewer for very wide layers).
-EVAL_CHUNK = 10_000
-#: Most activations one evaluation chunk may hold in a layer (2**25 floats: 256 MB in float64).
-EVAL_ACTIVATIONS = 2**25
-#: Most inputs one chunk of compact (uint8) data is scaled into at once (2**20 floats: 8 MB in float64).
-#: Small enough for the allocator to reuse the buffer: a fresh 60 MB buffer every epoch costs more in
-#: page faults than the whole forward pass.
-EVAL_SCALED_INPUTS = 2**20
+from .._backend.backends import Backend, resolve_backend, to_numpy
+from .._backend.compiled import compile_function, epoch_function
+from .._base.types import DType
+from .._base.validation import check_dtype, check_layer_arrays, check_sizes
+from .._data import forms as dataforms
+from .._math import initializers
+from .._math.chain import Backprop, make_step
+from .._math.dense import DenseSpec
+from .._math.updates import State, UpdateRule
+from .._train.evaluation import Evaluator
+from .._train.protocol import Epoch, Step
 
 _Net = TypeVar("_Net", bound="DenseNetwork")
 
@@ -105,7 +104,7 @@ class DenseNetwork:
     dtype:
         ``"float64"`` or ``"float32"``.
     spec:
-        The :class:`portable_nn.dense.DenseSpec`: activations and cost.
+        The :class:`portable_nn._math.dense.DenseSpec`: activations and cost.
     """
 
     sizes: list[int]
@@ -121,8 +120,12 @@ class DenseNetwork:
         self.backend: Backend = resolve_backend(xp, device, self.dtype)
         self.xp = self.backend.xp
         self.spec = spec
+        #: The layers as math: a chain of ``Dense`` columns (:mod:`portable_nn._math.chain`).
+        self.chain = spec.chain(self.sizes)
+        self._evaluator = Evaluator.build(self.chain, self.backend, self.float_dtype)
+        self._backprop: Backprop | None = None
         self._ones_cache: dict[int, Any] = {}
-        self._compiled: dict[tuple[Any, ...], tuple[Callable[..., State], Any]] = {}
+        self._compiled: dict[tuple[UpdateRule, float | None], tuple[Step, Epoch]] = {}
         self._velocities: tuple[tuple[Any, ...], tuple[Any, ...]] | None = None
         #: Fraction of output activations within machine epsilon of 0 or 1 at the last evaluation.
         self.output_saturation = 0.0
@@ -253,11 +256,11 @@ class DenseNetwork:
             data, name, self.sizes[0], self.sizes[-1], self.backend, self.dtype, training=training
         )
 
-    # -- the math, from dense.py ----------------------------------------------
+    # -- the math, from _math/chain.py ------------------------------------------
     def feedforward(self, a: Any) -> Any:
         """Output activations ``(sizes[-1], m)`` for inputs ``a`` of shape ``(sizes[0], m)``."""
         a = self._on_backend(a, "a", self.sizes[0])
-        return forward(self.xp, self.spec, self.weights, self.biases, a)[0]
+        return self.chain.forward(self.xp, self.weights, self.biases, a)[0]
 
     def backprop(self, x: Any, y: Any) -> tuple[list[Any], list[Any]]:
         """Gradient of the cost (without regularisation) summed over a mini-batch.
@@ -278,10 +281,24 @@ class DenseNetwork:
         y = self._on_backend(y, "y", self.sizes[-1])
         if x.shape[1] != y.shape[1]:
             raise ValueError(f"x and y must have the same number of columns; got {x.shape[1]} and {y.shape[1]}")
-        return gradients(self.xp, self.spec, self.weights, self.biases, x, y, self._ones(x.shape[1]))
+        if self._backprop is None:
+            self._backprop = self.chain.backprop(self.xp, self.spec.cost)
+        nabla_w, nabla_b = self._backprop(self.weights, self.biases, x, y, None, self._ones(x.shape[1]), None)
+        return nabla_b, nabla_w
 
-    # -- training -----------------------------------------------------------------
-    def _get_state(self, momentum: bool) -> State:
+    # -- the training protocol (portable_nn._train.protocol) --------------------------
+    @property
+    def float_dtype(self) -> DType:
+        """The dtype object of the parameters (``xp.float64`` or ``xp.float32``)."""
+        return self.backend.dtype(self.dtype)
+
+    @property
+    def random_source(self) -> initializers.RandomSource:
+        """The NumPy generator of shuffles (NumPy's global state with ``seed=None``)."""
+        return self._rng
+
+    def training_state(self, momentum: bool) -> State:
+        """The parameters as a :class:`State`; with ``momentum`` also the velocities (zero at first)."""
         if not momentum:
             return State(tuple(self.weights), tuple(self.biases))
         if self._velocities is None:
@@ -292,28 +309,22 @@ class DenseNetwork:
             )
         return State(tuple(self.weights), tuple(self.biases), *self._velocities)
 
-    def _set_state(self, state: State) -> None:
-        self._weights = self._wrap("weights", state.weights)  # the step's own arrays: no checks
+    def set_training_state(self, state: State) -> None:
+        """Hold the step's own arrays (no checks)."""
+        self._weights = self._wrap("weights", state.weights)
         self._biases = self._wrap("biases", state.biases)
         if state.velocities_w:
             self._velocities = (state.velocities_w, state.velocities_b)
 
-    def _compiled_step(
-        self, *, lmbda: float, n: int, mu: float, regularization: str, divisor: float | None
-    ) -> tuple[Callable[..., State], Any]:
+    def update_rule(self, lmbda: float, n: int, mu: float = 0.0, regularization: str = "l2") -> UpdateRule:
+        """Chapter 3's rule: the decay of ``lmbda`` over ``n`` training samples is ``lmbda/n``."""
+        return UpdateRule(lmbda / n, mu, regularization)
+
+    def training_step(self, rule: UpdateRule, divisor: float | None) -> tuple[Step, Epoch]:
         """The step (and compiled epoch, on JAX) for these settings, built once per network."""
-        key = (lmbda, n, mu, regularization, divisor)
+        key = (rule, divisor)
         if key not in self._compiled:
-            step = make_step(
-                self.xp,
-                self.spec,
-                lmbda=lmbda,
-                n=n,
-                mu=mu,
-                regularization=regularization,
-                divisor=divisor,
-                dtype=self.backend.dtype(self.dtype),
-            )
+            step = make_step(self.xp, self.chain, self.spec.cost, rule, divisor=divisor, dtype=self.float_dtype)
             self._compiled[key] = (compile_function(self.backend, step), epoch_function(self.backend, step))
         return self._compiled[key]
 
@@ -321,61 +332,27 @@ class DenseNetwork:
         self, data: dataforms.DeviceData, eta: float, *, lmbda: float = 0.0, n: int = 1, regularization: str = "l2"
     ) -> None:
         """One SGD step on all of ``data`` (the book's ``update_mini_batch``)."""
-        step, _ = self._compiled_step(lmbda=lmbda, n=n, mu=0.0, regularization=regularization, divisor=data.divisor)
+        step, _ = self.training_step(self.update_rule(lmbda, n, 0.0, regularization), data.divisor)
         idx = self.xp.arange(data.n, dtype=self.backend.index_dtype, device=self.backend.device)
-        self._set_state(step(self._get_state(False), data.inputs, data.targets, idx, self._ones(data.n), eta))
+        self.set_training_state(
+            step(self.training_state(False), data.inputs, data.targets, idx, self._ones(data.n), eta)
+        )
 
-    # -- evaluation -----------------------------------------------------------------
-    def _chunks(self, data: dataforms.DeviceData) -> Any:
-        """``(x (n_in, k) float, targets or labels)`` for consecutive chunks of ``data``."""
-        xp = self.xp
-        chunk = max(1, min(EVAL_CHUNK, EVAL_ACTIVATIONS // max(self.sizes)))
-        if data.divisor is not None:
-            chunk = max(1, min(chunk, EVAL_SCALED_INPUTS // self.sizes[0]))
-        for k in range(0, data.n, chunk):
-            stop = min(k + chunk, data.n)  # out-of-bounds slice stops are not standard
-            x = data.inputs[k:stop, :]
-            if data.divisor is not None:
-                x = xp.astype(x, self.backend.dtype(self.dtype)) / data.divisor
-            yield x.T, data.targets[k:stop, ...]
-
+    # -- evaluation (portable_nn._train.evaluation) -------------------------------------
     def _count_correct(self, data: dataforms.DeviceData) -> int:
-        """Samples whose most active output neuron is the label (one host copy).
-
-        Also records in ``output_saturation`` the fraction of output activations
-        within machine epsilon of 0 or 1 (near 1.0 means training has diverged).
-        """
-        xp = self.xp
-        eps = float(xp.finfo(self.backend.dtype(self.dtype)).eps)
-        counts = xp.zeros((2,), dtype=self.backend.index_dtype, device=self.backend.device)
-        for x, labels in self._chunks(data):
-            a = forward(xp, self.spec, self.weights, self.biases, x)[0]
-            if labels.ndim == 2:
-                labels = xp.argmax(labels, axis=1)
-            hits = xp.count_nonzero(xp.argmax(a, axis=0) == labels)
-            saturated = xp.count_nonzero(xp.logical_or(a <= eps, a >= 1.0 - eps))
-            counts = counts + xp.stack([hits, saturated])
-        correct, saturated = (int(c) for c in to_numpy(counts))
-        self.output_saturation = saturated / (data.n * self.sizes[-1])
+        """Samples whose most active output neuron is the label (one host copy); notes ``output_saturation``."""
+        correct, self.output_saturation = self._evaluator.count_correct(tuple(self.weights), tuple(self.biases), data)
         return correct
 
     def _total_cost(self, data: dataforms.DeviceData, lmbda: float, regularization: str) -> float:
         """Mean cost over ``data`` plus the regularisation term (the book's ``total_cost``; one host copy)."""
-        import array_api_extra as xpx
-
-        xp = self.xp
-        total: Any = 0.0
-        for x, targets in self._chunks(data):
-            _, z, _ = forward(xp, self.spec, self.weights, self.biases, x)
-            if targets.ndim == 1:
-                targets = xpx.one_hot(targets, self.sizes[-1], dtype=self.backend.dtype(self.dtype), xp=xp)
-            total = total + self.spec.cost.from_z(xp, z, targets.T, self.spec.output)
-        total = total / data.n + regularization_cost(xp, self.weights, lmbda, data.n, regularization)
-        return float(to_numpy(total))
+        return self._evaluator.total_cost(
+            tuple(self.weights), tuple(self.biases), data, self.spec.cost, lmbda / data.n, regularization
+        )
 
     # -- files ------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save to ``.npz`` or ``.json`` (atomic write); loads onto any backend with :func:`portable_nn.load`."""
-        from .serialization import save
+        from .._io.serialization import save
 
         return save(self, path)

@@ -293,10 +293,10 @@ def to_numpy(array: Any) -> np.ndarray:
         return cast(np.ndarray, array.get())  # device to host: already a new array
     if array_api_compat.is_torch_array(array) and array.device.type != "cpu":
         return cast(np.ndarray, array.detach().cpu().numpy())  # device to host: already a new tensor
-    return np.array(_host_view(array), copy=True)
+    return np.array(host_view(array), copy=True)
 
 
-def _host_view(array: Any) -> np.ndarray:
+def host_view(array: Any) -> np.ndarray:
     """The array on the host without a copy where the library allows one (package-internal).
 
     May share memory with ``array`` (NumPy, torch/JAX on the CPU,

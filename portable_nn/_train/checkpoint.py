@@ -1,7 +1,7 @@
 """Checkpoints: everything an ``SGD`` run needs to continue after an interrupt, bit for bit.
 
 ``SGD(..., checkpoint=DIR)`` (every network) writes ``DIR/checkpoint.npz``
-after every completed epoch, atomically (:func:`portable_nn.atomic.atomic_write`:
+after every completed epoch, atomically (:func:`portable_nn._base.atomic.atomic_write`:
 one file, renamed into place, so the checkpoint is always one whole epoch's).
 ``SGD(..., checkpoint=DIR, resume=True)`` reads it back and continues from the
 epoch after the stored one; with the same seed and settings the weights at the
@@ -44,12 +44,13 @@ from typing import Any
 
 import numpy as np
 
-from . import initializers, limits
-from .atomic import atomic_write
-from .backends import _host_view
-from .dataforms import DeviceData
-from .dense import State
-from .serialization import ZIP_ERRORS, npz_headers, read_members
+from .._backend.backends import host_view
+from .._base import limits
+from .._base.atomic import atomic_write
+from .._data.forms import DeviceData
+from .._io.npz import ZIP_ERRORS, check_meta_header, npz_headers, read_members
+from .._math import initializers
+from .._math.updates import State
 
 __all__ = [
     "FILE",
@@ -87,7 +88,7 @@ class Progress:
 
     ``state``: host (NumPy) arrays in the network's dtype, ``weights``/``biases``
     per layer, velocities empty without momentum.  ``history``: one dict of
-    :class:`~portable_nn.training.EpochResult` fields per completed epoch.
+    :class:`~portable_nn._train.loop.EpochResult` fields per completed epoch.
     """
 
     epoch: int
@@ -106,7 +107,7 @@ def data_identity(data: DeviceData | None) -> dict[str, Any] | None:
         return None
     digest = hashlib.sha256()
     for array in (data.inputs, data.targets):
-        host = np.ascontiguousarray(_host_view(array))
+        host = np.ascontiguousarray(host_view(array))
         digest.update(f"{host.dtype.str}{host.shape}".encode())
         digest.update(host.data)
     return {"n": int(data.n), "sha256": digest.hexdigest()}
@@ -174,7 +175,7 @@ def _decode(obj: dict[str, Any]) -> Any:
 class Checkpoint:
     """The checkpoint directory of one ``SGD`` call: ``settings`` to match, ``progress`` when resuming.
 
-    Built by :func:`open_checkpoint`; :func:`portable_nn.training.sgd` calls
+    Built by :func:`open_checkpoint`; :func:`portable_nn._train.loop.sgd` calls
     :meth:`restore` before its first epoch and :meth:`save` after each one.
     """
 
@@ -190,7 +191,7 @@ class Checkpoint:
         """Put the stored parameters, velocities and generator state into ``net`` (nothing for a fresh run)."""
         if self.progress is None:
             return
-        _set_rng_state(self.path, net._rng, self.progress.rng)
+        _set_rng_state(self.path, net.random_source, self.progress.rng)
         restore_parameters(net, self.progress, self.path)
 
     def save(
@@ -206,7 +207,7 @@ class Checkpoint:
         history: list[Any],
     ) -> None:
         """Write the checkpoint after ``epoch`` completed epochs (atomic: one file renamed into place)."""
-        arrays = {f"{kind}{i}": _host_view(a) for kind, part in zip(_KINDS, state) for i, a in enumerate(part)}
+        arrays = {f"{kind}{i}": host_view(a) for kind, part in zip(_KINDS, state) for i, a in enumerate(part)}
         meta = {
             "format": FORMAT,
             "version": VERSION,
@@ -217,7 +218,7 @@ class Checkpoint:
             "since": since,
             "stopped": stopped,
             "history": [dataclasses.asdict(r) for r in history],
-            "rng": _rng_state(net._rng),
+            "rng": _rng_state(net.random_source),
         }
         arrays["meta"] = np.asarray(json.dumps(meta, default=_encode))
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -227,12 +228,12 @@ class Checkpoint:
 
 def restore_parameters(net: Any, progress: Progress, path: Path) -> None:
     """Put ``progress``'s parameters and velocities into ``net`` (on its backend, in its dtype); shapes checked."""
-    backend, dtype = net.backend, net.backend.dtype(net.dtype)
-    now = net._get_state(False)
+    backend, dtype = net.backend, net.float_dtype
+    now = net.training_state(False)
     for kind, stored, current in zip(_KINDS, progress.state, (*now[:2], *now[:2])):
         if stored and [a.shape for a in stored] != [tuple(c.shape) for c in current]:
             raise CheckpointError(f"{path}: the {kind!r} arrays do not have this network's shapes")
-    net._set_state(State(*(tuple(backend.asarray(a, dtype=dtype) for a in part) for part in progress.state)))
+    net.set_training_state(State(*(tuple(backend.asarray(a, dtype=dtype) for a in part) for part in progress.state)))
 
 
 def open_checkpoint(
@@ -275,11 +276,7 @@ def read(path: Path, settings: dict[str, Any] | None = None) -> Progress:
     try:
         with zipfile.ZipFile(path) as archive:
             headers = npz_headers(path, archive, _member_name, "checkpoint")
-            if "meta" not in headers:
-                raise CheckpointError(f"{path}: missing 'meta' (not a portable_nn checkpoint)")
-            shape, dtype = headers["meta"]
-            if shape != () or dtype.kind != "U" or dtype.itemsize > 4 * _MAX_META_CHARS:
-                raise CheckpointError(f"{path}: 'meta' must be one JSON string; got {dtype} {shape}")
+            check_meta_header(path, headers, 4 * _MAX_META_CHARS, "portable_nn checkpoint", CheckpointError)
             arrays = read_members(archive, headers)
     except CheckpointError:
         raise

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write, remove_stale_temporaries
+from .._base.atomic import atomic_write, remove_stale_temporaries
 from .mnist import FILES, default_cache_dir, existing_file, load_mnist, resolve_data_dir
 
 __all__ = ["CACHE_NAME", "SHIFT_ORDER", "expand_mnist", "expanded_mnist"]
@@ -150,7 +150,7 @@ def expanded_mnist(
     ----------
     data_dir:
         Directory of the MNIST IDX files, as for
-        :func:`portable_nn.mnist.load_mnist` (nothing is downloaded).
+        :func:`portable_nn._data.mnist.load_mnist` (nothing is downloaded).
     cache_dir:
         Where ``mnist_expanded.npz`` is kept; default the per-user cache
         (``$XDG_CACHE_HOME/portable_nn/mnist``).
@@ -173,7 +173,7 @@ def expanded_mnist(
     The cache (an uncompressed ``.npz`` with ``images`` uint8, ``labels``
     int64 and ``source``, a SHA-256 of the training IDX files and
     ``n_train``) is written atomically; every call first removes the
-    temporaries of builds that were killed (:func:`portable_nn.atomic.remove_stale_temporaries`:
+    temporaries of builds that were killed (:func:`portable_nn._base.atomic.remove_stale_temporaries`:
     dead writer, untouched for 10 minutes), whether or not the cache is rebuilt.  It is reused when its keys, shapes,
     dtypes, labels and source digest check out -- the digest is only
     compared when the IDX files are present -- and rebuilt otherwise.

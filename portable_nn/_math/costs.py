@@ -182,9 +182,9 @@ class UserCost:
 
     ``source`` is what was passed (a class or an instance).  The step calls
     ``source.delta(z, a, y)`` and ``total_cost`` ``source.fn(a, y)`` (each
-    checked by :func:`portable_nn.activations.call_user`: a failure, or a
+    checked by :func:`portable_nn._math.activations.call_user`: a failure, or a
     result of another library, shape or dtype, is a
-    :class:`portable_nn.activations.UserFunctionError` naming the method and
+    :class:`portable_nn._math.activations.UserFunctionError` naming the method and
     the backend).  A subclass of one of the package's costs keeps that cost's
     fused path for the method it does not override.
 

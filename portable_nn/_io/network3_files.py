@@ -10,20 +10,23 @@ network class.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_write
-from .backends import _host_view
-from .layers import Layer, check_stack, layer_from_spec
-from .serialization import ZIP_ERRORS, ModelFileError, check_file_size, check_format, npz_headers, read_members
-from .validation import check_dtype, check_int, max_parameters
+from .._backend.backends import host_view
+from .._base.atomic import atomic_write
+from .._base.limits import parameter_count
+from .._base.types import Array
+from .._base.validation import check_dtype, check_int, max_parameters
+from .._math.chain import Chain
+from .._math.layers import Layer, Softmax, layer_from_spec
+from .npz import ZIP_ERRORS, ModelFileError, check_file_size, check_format, check_meta_header, npz_headers, read_members
 
 FORMAT = "portable_nn.network3"
 FORMAT_VERSION = 1
@@ -31,16 +34,24 @@ _MEMBER = re.compile(r"layer(0|[1-9][0-9]{0,3})_([wb])")
 _MAX_META_BYTES = 1 << 20
 
 
-def write_network3_file(path: Path, layers: list[Layer], mini_batch_size: int, dtype: str) -> None:
-    """Write ``layers`` (their ``w``/``b`` of any backend, their specs) to the ``.npz`` ``path``, atomically.
+def write_network3_file(
+    path: Path,
+    specs: list[dict[str, Any]],
+    weights: Sequence[Array],
+    biases: Sequence[Array],
+    mini_batch_size: int,
+    dtype: str,
+) -> None:
+    """Write the layer ``specs`` (:func:`portable_nn._math.layers.layer_spec` dicts) and their ``weights``/``biases``
+    (arrays of any backend) to the ``.npz`` ``path``, atomically.
 
     Refuses (``ValueError``) a path not ending in ``.npz`` and non-finite parameters."""
     if path.suffix.lower() != ".npz":
         raise ValueError(f"network3 models are saved as .npz; got {str(path)!r}")
     arrays: dict[str, np.ndarray] = {}
-    for i, layer in enumerate(layers):
-        for name, value in (("w", layer.w), ("b", layer.b)):
-            host = _host_view(value)  # read only: no copy
+    for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
+        for name, value in (("w", w), ("b", b)):
+            host = host_view(value)  # read only: no copy
             if not np.all(np.isfinite(host)):
                 raise ValueError(f"not saving {path}: layer {i} {name} holds NaN or infinite values")
             arrays[f"layer{i}_{name}"] = host
@@ -49,7 +60,7 @@ def write_network3_file(path: Path, layers: list[Layer], mini_batch_size: int, d
         "version": FORMAT_VERSION,
         "mini_batch_size": mini_batch_size,
         "dtype": dtype,
-        "layers": [layer.spec() for layer in layers],
+        "layers": specs,
     }
     arrays["meta"] = np.asarray(json.dumps(meta))
     with atomic_write(path, "wb") as handle:
@@ -58,6 +69,9 @@ def write_network3_file(path: Path, layers: list[Layer], mini_batch_size: int, d
 
 def read_network3_file(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[Layer], dict[str, np.ndarray]]:
     """``(meta, layers, arrays)`` of a network3 ``.npz``: sizes checked before reading, then dtypes and finiteness.
+
+    ``layers`` are the rows-layout math layers (:mod:`portable_nn._math.layers`) the specs describe;
+    ``arrays`` the host ``layer{i}_w``/``layer{i}_b``.  The network builds itself from them.
 
     Raises ``FileNotFoundError`` for a missing file and :class:`portable_nn.ModelFileError` naming the file for
     anything malformed.
@@ -82,11 +96,7 @@ def _read_members(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             headers = npz_headers(
                 path, archive, lambda name: name == "meta" or _MEMBER.fullmatch(name) is not None, "network3 model"
             )
-            if "meta" not in headers:
-                raise ModelFileError(f"{path}: missing 'meta' (not a network3 model)")
-            meta_shape, meta_dtype = headers["meta"]
-            if meta_shape != () or meta_dtype.kind != "U" or meta_dtype.itemsize > _MAX_META_BYTES:
-                raise ModelFileError(f"{path}: 'meta' must be one JSON string; got {meta_dtype} {meta_shape}")
+            check_meta_header(path, headers, _MAX_META_BYTES, "network3 model")
             with archive.open("meta.npy") as member:
                 meta_text = str(np.lib.format.read_array(member, allow_pickle=False))
             meta, layers = _parse_meta(path, meta_text)
@@ -128,12 +138,14 @@ def _parse_meta(path: Path, text: str) -> tuple[dict[str, Any], list[Layer]]:
         raise ModelFileError(f"{path}: 'meta' has no list of layers")
     try:
         layers = [layer_from_spec(spec) for spec in specs]
-        check_stack(layers)
+        if not isinstance(layers[-1], Softmax) or any(isinstance(layer, Softmax) for layer in layers[:-1]):
+            raise ValueError("the last layer, and only the last, must be a SoftmaxLayer (the log-likelihood cost)")
+        Chain(tuple(layers))  # consecutive layers fit
         check_int(meta.get("mini_batch_size"), "mini_batch_size", 1)
         check_dtype(meta.get("dtype"))
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: {exc}") from exc
-    count = sum(math.prod(layer.w_shape) + math.prod(layer.b_shape) for layer in layers)
+    count = parameter_count(layers)
     if count > max_parameters():
         raise ModelFileError(f"{path}: {count:,} parameters is more than the limit of {max_parameters():,}")
     return meta, layers

@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from . import limits
-from .errors import OptionalDependencyError
+from .._base import limits
+from .._base.errors import OptionalDependencyError
 
 __all__ = ["BOX", "FIELD", "INK_THRESHOLD", "DigitImageError", "ink_image", "mnist_like", "read_digit_image"]
 
@@ -175,7 +175,7 @@ def read_digit_image(path: str | os.PathLike[str], *, raw: bool = False) -> np.n
     image to 28×28 without cropping or centring.  Raises
     :class:`DigitImageError` naming the file (not an image, not a regular
     file, too large, blank, out-of-range values) and
-    :class:`portable_nn.errors.OptionalDependencyError` without Pillow.
+    :class:`portable_nn._base.errors.OptionalDependencyError` without Pillow.
     """
     path = Path(path)
     ink = ink_image(*_open(path))
