@@ -1,6 +1,6 @@
 """Compiling the standard-namespace step where the backend can compile it.
 
-The step built by :func:`portable_nn._math.dense.make_step` is pure and written
+The step built by :func:`portable_nn._math.chain.make_step` is pure and written
 against the standard only, which is exactly what ``jax.jit`` traces.  For JAX
 this module compiles it twice: the step alone (for a last, smaller
 mini-batch) and a *chunk* of full mini-batches as one ``jax.lax.fori_loop``

@@ -57,7 +57,7 @@ _MAX_META_BYTES = 1 << 16
 
 
 class SavableNetwork(Protocol):
-    """What a chapter-1/3 model file is written from (``model.DenseNetwork`` is one); the file layer needs no
+    """What a chapter-1/3 model file is written from (``_nets.dense.DenseNetwork`` is one); the file layer needs no
     network class, so it imports none."""
 
     @property
