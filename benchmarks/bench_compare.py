@@ -205,8 +205,7 @@ def render(args: argparse.Namespace, pairs: Sequence[Pair], loads: Sequence[floa
         f"1-minute load during the run: min {min(loads):.2f}, median {statistics.median(loads):.2f}, "
         f"max {max(loads):.2f}.",
         "",
-        "| row | network | before min | before median | after min | after median | ratio of mins "
-        "| ratio of medians |",
+        "| row | network | before min | before median | after min | after median | ratio of mins | ratio of medians |",
         "|---|---|---|---|---|---|---|---|",
         *(_line(p) for p in pairs),
         "",

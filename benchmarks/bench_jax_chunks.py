@@ -85,7 +85,9 @@ class Case:
 
     def order(self) -> Any:
         backend = self.net.backend
-        return backend.asarray(initializers.permutation(self.net.random_source, self.runner.train.n), dtype=backend.index_dtype)
+        return backend.asarray(
+            initializers.permutation(self.net.random_source, self.runner.train.n), dtype=backend.index_dtype
+        )
 
     def run(self, mode: str, state: State, order: Any, eta: float = 3.0) -> State:
         """One epoch from ``state`` over ``order`` (``n`` a multiple of the batch); ``mode`` one of :data:`MODES`."""

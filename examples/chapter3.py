@@ -44,7 +44,7 @@ class Run:
     book: float | None  # the book's accuracy in percent
     train_size: int = 50_000
     monitor_training_cost: bool = False
-    results: list[portable_nn._train.loop.EpochResult] = field(default_factory=list)
+    results: list[portable_nn.EpochResult] = field(default_factory=list)
     seconds: float = 0.0
 
 

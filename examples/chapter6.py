@@ -191,7 +191,7 @@ def report(out: Path, shown: str) -> None:
         "- Dropout (ch6-dropout): Bernoulli(1 − p) masks on the inputs of the fully connected and softmax layers, "
         "drawn per epoch on the host from the network's NumPy generator, packed 8 per byte and moved to the "
         "device once per epoch; evaluation multiplies `x·w` by `1 − p` as the book does.",
-        "- Expanded data: `portable_nn._data.expand.expanded_mnist` (each of the 50,000 training images and its four "
+        "- Expanded data: `portable_nn.expanded_mnist` (each of the 50,000 training images and its four "
         "one-pixel shifts: 250,000), built from the IDX files and cached atomically outside the repository.",
         "- Speed: `benchmarks/bench_conv.py` writes `docs/bench_conv.md` (seconds per epoch of ch6-conv1 against "
         "PyTorch eager and a JAX jit, and a per-call profile of the step).",

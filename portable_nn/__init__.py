@@ -3,9 +3,12 @@
 from . import network2, network3
 from ._backend.backends import Backend, BackendUnavailableError, resolve_backend, to_numpy
 from ._data.bookpickle import BookPickleError
+from ._data.expand import expanded_mnist
 from ._data.forms import BookPairs, Dataset
 from ._data.mnist import load_data, load_data_wrapper, load_mnist
 from ._io.serialization import ModelFileError
+from ._math.activations import UserFunctionError
+from ._train.checkpoint import CheckpointError, CheckpointMismatchError
 from ._train.loop import EpochResult
 from .loading import load
 from .network import Network
@@ -15,10 +18,14 @@ __all__ = [
     "BackendUnavailableError",
     "BookPairs",
     "BookPickleError",
+    "CheckpointError",
+    "CheckpointMismatchError",
     "Dataset",
     "EpochResult",
     "ModelFileError",
     "Network",
+    "UserFunctionError",
+    "expanded_mnist",
     "load",
     "load_data",
     "load_data_wrapper",

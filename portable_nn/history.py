@@ -32,7 +32,7 @@ FIELDS = (
 )
 
 
-def history_rows(history: Sequence[EpochResult]) -> list[dict]:
+def history_rows(history: Sequence[EpochResult]) -> list[dict[str, Any]]:
     """One dict per epoch with :data:`FIELDS` (epochs numbered from 1; ``None`` for what was not monitored)."""
     return [
         {
@@ -111,7 +111,7 @@ _FIELD_RULES = {
 _REQUIRED = ("epoch",)
 
 
-def read_history(path: str | os.PathLike[str]) -> list[dict]:
+def read_history(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Read a history file written by :func:`write_history`, checking everything in it.
 
     ``.json``: a list of objects, one per epoch.  ``.csv``: a header line and
@@ -169,7 +169,7 @@ class _DuplicateKeyError(Exception):
     pass
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, Any]:
     row: dict[str, object] = {}
     for key, value in pairs:
         if key in row:
@@ -178,7 +178,7 @@ def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
     return row
 
 
-def _parse_history_json(path: Path, text: str) -> list[tuple[str, dict]]:
+def _parse_history_json(path: Path, text: str) -> list[tuple[str, dict[str, Any]]]:
     try:
         value = json.loads(text, object_pairs_hook=_no_duplicate_keys)
     except _DuplicateKeyError as exc:
@@ -199,7 +199,7 @@ def _parse_history_json(path: Path, text: str) -> list[tuple[str, dict]]:
     return rows
 
 
-def _parse_history_csv(path: Path, text: str) -> list[tuple[str, dict]]:
+def _parse_history_csv(path: Path, text: str) -> list[tuple[str, dict[str, Any]]]:
     if text.startswith(CSV_SETTINGS_PREFIX):  # the run's settings (read by read_history_settings)
         text = "\n" + text.split("\n", 1)[1] if "\n" in text else ""
     reader = csv.reader(io.StringIO(text, newline=""))
@@ -244,7 +244,7 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _check_history_row(path: Path, where: str, row: dict) -> None:
+def _check_history_row(path: Path, where: str, row: dict[str, Any]) -> None:
     for name in _REQUIRED:
         if name not in row:
             raise HistoryFileError(f"{path}: {where}: missing the {name!r} field")
@@ -319,7 +319,7 @@ def plot_title(path: str | os.PathLike[str]) -> str:
     return f"{title}\n({stopped})" if stopped else title
 
 
-def plot_history(rows: Sequence[dict], path: str | os.PathLike[str], title: str = "") -> Path:
+def plot_history(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str], title: str = "") -> Path:
     """Draw a history's curves to a PNG, as the book's chapter-3 figures do.
 
     One panel of accuracy (%) per epoch (evaluation and, when monitored,

@@ -58,7 +58,8 @@ def check_sizes(sizes: Any) -> list[int]:
             f"sizes {sizes} mean {count:,} weights and biases, more than the limit of {limit:,}; "
             f"set ${MAX_PARAMETERS_ENV} to allow more"
         )
-    return sizes
+    checked: list[int] = sizes
+    return checked
 
 
 def check_int(value: Any, name: str, minimum: int) -> int:

@@ -275,7 +275,8 @@ class _BoundedReader:
         head, self._pending = self._pending[:n], self._pending[n:]
         if len(head) == n:
             return head
-        return head + self._stream.read(n - len(head))
+        rest: bytes = self._stream.read(n - len(head))
+        return head + rest
 
     def readinto(self, buffer: Any) -> int:
         data = self.read(len(buffer))

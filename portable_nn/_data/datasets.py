@@ -125,7 +125,8 @@ class Dataset:
         host = host_array(self.inputs)
         if self.divisor is None:
             return host.astype(dtype, copy=False)
-        return host.astype(dtype) / np.asarray(self.divisor, dtype=dtype)
+        scaled: np.ndarray = host.astype(dtype) / np.asarray(self.divisor, dtype=dtype)
+        return scaled
 
 
 def _row_indices(index: Any, n: int) -> np.ndarray:

@@ -100,7 +100,8 @@ def _composite(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     weight = float(alpha.sum())
     ink_grey = float((grey * alpha).sum() / weight) if weight > 0 else 0.0
     background = 1.0 if ink_grey < 0.5 else 0.0
-    return alpha * grey + (1.0 - alpha) * background
+    image: np.ndarray = alpha * grey + (1.0 - alpha) * background
+    return image
 
 
 def _open(path: Path) -> tuple[np.ndarray, np.ndarray | None]:

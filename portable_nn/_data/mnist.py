@@ -58,7 +58,8 @@ def _images(path: Path, dtype: str) -> np.ndarray:
     flat = raw.reshape(raw.shape[0], 784)
     if dtype == "uint8":
         return flat
-    return flat.astype(dtype) / np.asarray(255.0, dtype=dtype)
+    scaled: np.ndarray = flat.astype(dtype) / np.asarray(255.0, dtype=dtype)
+    return scaled
 
 
 def _labels(path: Path) -> np.ndarray:

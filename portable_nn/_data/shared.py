@@ -61,12 +61,14 @@ class SharedPair(tuple[SharedArray, SharedArray]):
     @property
     def inputs(self) -> np.ndarray:
         """The ``(n, 784)`` images as a plain NumPy array (the :class:`Dataset`'s)."""
-        return self.dataset.inputs
+        inputs: np.ndarray = self.dataset.inputs
+        return inputs
 
     @property
     def labels(self) -> np.ndarray:
         """The ``(n,)`` int64 labels as a plain NumPy array."""
-        return self.dataset.labels
+        labels: np.ndarray = self.dataset.labels
+        return labels
 
     def subset(self, rows: slice) -> SharedPair:
         """The rows ``rows`` as a new pair (views, no copy), as :meth:`portable_nn.Dataset.subset`."""

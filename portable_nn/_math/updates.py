@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, NamedTuple
 if TYPE_CHECKING:
     from .._base.types import Array, Namespace
 
+#: A network's momentum velocities between steps: ``(velocities_w, velocities_b)``.
+Velocities = tuple[tuple["Array", ...], tuple["Array", ...]]
 #: Regularisation kinds (the book's L2, and L1 from chapter 3).
 REGULARIZATIONS = ("l2", "l1")
 
@@ -97,6 +99,19 @@ class UpdateRule:
             tuple(velocities_w),
             velocities_b,
         )
+
+
+def with_velocities(xp: Namespace, state: State, velocities: Velocities | None) -> State:
+    """``state`` carrying ``velocities`` (``(velocities_w, velocities_b)``; zeros like the parameters if ``None``).
+
+    The state a momentum step starts from: a network keeps the velocities its last step returned.
+    """
+    if velocities is None:
+        velocities = (
+            tuple(xp.zeros_like(w) for w in state.weights),
+            tuple(xp.zeros_like(b) for b in state.biases),
+        )
+    return State(state.weights, state.biases, *velocities)
 
 
 def regularization_cost(xp: Namespace, weights: Sequence[Array], decay: float, regularization: str) -> Array | float:

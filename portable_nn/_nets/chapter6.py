@@ -30,7 +30,7 @@ from .._io.network3_files import write_network3_file
 from .._math import initializers
 from .._math.chain import SHIFTS, make_step
 from .._math.costs import LogLikelihoodCost
-from .._math.updates import State, UpdateRule
+from .._math.updates import State, UpdateRule, with_velocities
 from .._train.checkpoint import data_identity, network_settings, open_checkpoint
 from .._train.evaluation import Evaluator
 from .._train.loop import EpochResult, StopRules, sgd
@@ -190,13 +190,8 @@ class Network:
 
     def training_state(self, momentum: bool) -> State:
         """The layers' ``w``/``b`` as a :class:`State`; with ``momentum`` also the velocities (zero at first)."""
-        weights, biases = self._params()
-        if not momentum:
-            return State(weights, biases)
-        if self._velocities is None:
-            xp = self.xp
-            self._velocities = (tuple(xp.zeros_like(w) for w in weights), tuple(xp.zeros_like(b) for b in biases))
-        return State(weights, biases, *self._velocities)
+        state = State(*self._params())
+        return with_velocities(self.xp, state, self._velocities) if momentum else state
 
     def set_training_state(self, state: State) -> None:
         """Hold the step's own arrays in the layers (no checks)."""

@@ -30,7 +30,7 @@ from .._data import forms as dataforms
 from .._math import initializers
 from .._math.chain import Backprop, make_step
 from .._math.dense import DenseSpec
-from .._math.updates import State, UpdateRule
+from .._math.updates import State, UpdateRule, with_velocities
 from .._train.evaluation import Evaluator
 from .._train.protocol import Epoch, Step
 
@@ -299,15 +299,8 @@ class DenseNetwork:
 
     def training_state(self, momentum: bool) -> State:
         """The parameters as a :class:`State`; with ``momentum`` also the velocities (zero at first)."""
-        if not momentum:
-            return State(tuple(self.weights), tuple(self.biases))
-        if self._velocities is None:
-            xp = self.xp
-            self._velocities = (
-                tuple(xp.zeros_like(w) for w in self.weights),
-                tuple(xp.zeros_like(b) for b in self.biases),
-            )
-        return State(tuple(self.weights), tuple(self.biases), *self._velocities)
+        state = State(tuple(self.weights), tuple(self.biases))
+        return with_velocities(self.xp, state, self._velocities) if momentum else state
 
     def set_training_state(self, state: State) -> None:
         """Hold the step's own arrays (no checks)."""
