@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -11,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from portable_nn import load, to_numpy
+from portable_nn import load, network3, to_numpy
 from portable_nn._data.mnist import load_mnist
 from portable_nn.cli import main
 from portable_nn.history import read_history
@@ -190,6 +191,25 @@ def test_chapter6_preset_trains_saves_and_evaluates(mnist_dir, tmp_path):
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert evaluated.returncode == 0 and re.match(r"^\d+ / 10000 \(", evaluated.stdout), evaluated.stderr
+
+
+def test_preset_takes_the_shared_update_and_stop_rules(mnist_dir, tmp_path):
+    """--momentum, --regularization, --schedule and --early-stopping reach a chapter-6 network's SGD."""
+    history = tmp_path / "h.json"
+    common = ["train", "--preset", "ch6-fc", "--data-dir", str(mnist_dir), "--train-size", "200", "--test-size",
+              "100", "--epochs", "2", "--seed", "0", "--quiet"]  # fmt: skip
+    ruled = [*common, "--momentum", "0.5", "--regularization", "l1", "--schedule", "1", "--history", str(history)]
+    for args in (common, ruled):
+        proc = subprocess.run([sys.executable, "-m", "portable_nn", *args], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+    settings = json.loads(history.read_text())["settings"]
+    assert (settings["momentum"], settings["regularization"], settings["schedule"]) == (0.5, "l1", 1)
+    # the same run in Python: the CLI builds and trains exactly this network
+    (train_x, train_y), _ = load_mnist(mnist_dir, download=False)
+    net = network3.preset_network("ch6-fc", 10, seed=0)
+    results = net.SGD((train_x[:200], train_y[:200]), 2, 10, 0.1, (train_x[50_000:50_100], train_y[50_000:50_100]),
+                      None, mu=0.5, regularization="l1", schedule_n=1, quiet=True)  # fmt: skip
+    assert [r["correct"] for r in read_history(history)] == [r.correct for r in results]
 
 
 @pytest.mark.parametrize("flag", [["--cost", "cross-entropy"], ["--sizes", "784,50,10"], ["--save", "m.json"]])

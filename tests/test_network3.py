@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from helpers import PARITY_TOL, assert_close
 
-from portable_nn import ModelFileError, network3, to_numpy
+from portable_nn import ModelFileError, network2, network3, to_numpy
 from portable_nn._backend.compiled import compile_function
 from portable_nn._math.chain import make_step, training_loss
 from portable_nn._math.costs import LogLikelihoodCost
@@ -385,3 +385,56 @@ def test_load_rejects_malformed_files(tmp_path):
         net.layers[0]._w = net.xp.full(net.layers[0].w_shape, np.nan, dtype=net.xp.float32)
         net.save(tmp_path / "diverged.npz")
     assert not (tmp_path / "diverged.npz").exists()
+
+
+# -- the update and stop rules every network shares ---------------------------------------------------------
+@pytest.mark.parametrize(
+    ("mu", "regularization", "lmbda"),
+    [(0.0, "l2", 0.0), (0.5, "l2", 0.3), (0.0, "l1", 0.3), (0.7, "l1", 0.2)],
+    ids=["plain", "momentum-l2", "l1", "momentum-l1"],
+)
+def test_chapter6_trains_as_network2_with_the_same_rule(backend, mu, regularization, lmbda):
+    """A fully connected chapter-6 network and network2 with the same weights, order and rule end equal.
+
+    network3's decay is lmbda/num_training_batches, network2's lmbda/n: the same decay is asked of both.
+    Momentum and L1 run through the one UpdateRule, so chapter 6 has them as chapter 3 does.
+    """
+    n, m, epochs = 45, 10, 2
+    x, labels = _host_data(n, 12, seed=11)
+    rng = np.random.default_rng(12)
+    w1, b1 = rng.normal(0, 0.5, (12, 7)), rng.normal(0, 0.5, (7,))
+    w2, b2 = rng.normal(0, 0.5, (7, 3)), rng.normal(0, 0.5, (3,))
+    conv = Network.from_parameters(
+        [FullyConnectedLayer(12, 7), SoftmaxLayer(7, 3)], m, [w1, w2], [b1, b2], xp=backend, dtype="float64", seed=5
+    )
+    dense = network2.Network.from_arrays(
+        [w1.T, w2.T], [b1[:, None], b2[:, None]], "numpy", dtype="float64", seed=5, cost=LogLikelihoodCost
+    )
+    lmbda2 = lmbda * n / (n // m)  # network2's lmbda/n equal to network3's lmbda/(n // m)
+    conv.SGD((x, labels), epochs, m, 0.5, lmbda=lmbda, mu=mu, regularization=regularization, quiet=True)
+    dense.SGD([(xi[:, None], int(y)) for xi, y in zip(x, labels)], epochs, m, 0.5, lmbda2, mu=mu,
+              regularization=regularization, quiet=True)  # fmt: skip
+    for layer, w, b in zip(conv.layers, dense.weights, dense.biases):
+        assert_close(layer.w, to_numpy(w).T, backend, "float64", tol=1e-10)
+        assert_close(layer.b, to_numpy(b)[:, 0], backend, "float64", tol=1e-10)
+    if mu:  # the velocities are kept for the next SGD call, as network2's
+        assert conv.training_state(True).velocities_w[0].shape == (12, 7)
+
+
+def test_chapter6_schedule_halves_eta_and_early_stopping_stops():
+    """schedule_n and early_stopping_n watch the validation accuracy, as in network2 (eta 0: it never improves)."""
+    x, labels = _host_data(30, 36, seed=9)
+    val = _host_data(20, 36, seed=10)
+    net = Network(_tiny_layers(sigmoid), 10, dtype="float64", seed=3)
+    history = net.SGD((x, labels), 12, 10, 1e-12, val, None, schedule_n=1, quiet=True)
+    etas = [r.eta for r in history]
+    # epoch 1 is the first best; each epoch after it brings none: eta halves, and the run stops at eta/128
+    assert etas == [1e-12 / 2**k for k in (0, 0, 1, 2, 3, 4, 5, 6)], etas
+    stopped = Network(_tiny_layers(sigmoid), 10, dtype="float64", seed=3).SGD(
+        (x, labels), 12, 10, 1e-12, val, None, early_stopping_n=2, quiet=True
+    )
+    assert len(stopped) == 3
+    with pytest.raises(ValueError, match="validation_data"):
+        net.SGD((x, labels), 1, 10, 0.1, None, None, schedule_n=1, quiet=True)
+    with pytest.raises(ValueError, match="regularization"):
+        net.SGD((x, labels), 1, 10, 0.1, val, None, regularization="l3", quiet=True)
