@@ -182,12 +182,12 @@ class Dense:
         def rows(w: Array, cache: Any, grad: Array, ones: Array) -> tuple[Array, Array, Array]:
             a, mask, out, z = cache
             dz = grad if prime is None else grad * prime(xp, z if use_z else out)
-            grad_in = None
+            grad_w, grad_b, grad_in = xp.matrix_transpose(a) @ dz, xp.sum(dz, axis=0), None
             if need_input:
                 grad_in = dz @ xp.matrix_transpose(w)
                 if mask is not None:
                     grad_in = grad_in * mask
-            return xp.matrix_transpose(a) @ dz, xp.sum(dz, axis=0), grad_in
+            return grad_w, grad_b, grad_in
 
         return rows
 
@@ -304,9 +304,10 @@ class ConvPool:
             patches, pool_cache, act, z = cache
             m = grad.shape[0]
             dz = xp.reshape(grad, (m, f, oh, ow)) * derivative(xp, z, act)
+            grad_b = xp.sum(dz, axis=(0, 2, 3))
             grad_w, _, grad_x = conv_backward(maxpool_backward(dz, pool_cache), patches, w, need_grad_x=need_input)
             grad_in = xp.reshape(grad_x, (m, n_in)) if need_input else None
-            return grad_w, xp.sum(dz, axis=(0, 2, 3)), grad_in
+            return grad_w, grad_b, grad_in
 
         return conv_pool
 

@@ -113,6 +113,11 @@ class Network:
         device: Device = None,
     ) -> Network:
         """A network of ``layers`` holding the given ``w``/``b`` (any backend; checked and converted), none drawn."""
+        if len(weights) != len(layers) or len(biases) != len(layers):
+            raise ValueError(
+                f"weights and biases must hold one array per layer ({len(layers)}); "
+                f"got {len(weights)} and {len(biases)}"
+            )
         net = cls.__new__(cls)
         net._setup(layers, mini_batch_size, xp, dtype, seed, device)
         for layer, w, b in zip(net.layers, weights, biases, strict=True):
@@ -131,7 +136,7 @@ class Network:
         layers = list(layers)
         check_stack(layers)
         for i, layer in enumerate(layers):
-            if layer._owner is not None:
+            if layer.owned:
                 raise ValueError(f"layers[{i}] already belongs to a network: build a new layer object for this one")
             if sum(1 for other in layers if other is layer) > 1:
                 raise ValueError(f"layers[{i}] appears twice in layers")
@@ -148,7 +153,7 @@ class Network:
         self.xp = self.backend.xp
         self.layers = layers
         for layer in layers:
-            layer._owner = self
+            layer.adopt(self)
         self.n_in = layers[0].n_in
         self.n_out = layers[-1].n_out
         #: The layers' math: a chain of rows-layout layers (:mod:`portable_nn._math.chain`).
@@ -196,7 +201,7 @@ class Network:
     def set_training_state(self, state: State) -> None:
         """Hold the step's own arrays in the layers (no checks)."""
         for layer, w, b in zip(self.layers, state.weights, state.biases):
-            layer._w, layer._b = w, b
+            layer.hold(w, b)
         if state.velocities_w:
             self._velocities = (state.velocities_w, state.velocities_b)
 

@@ -171,6 +171,22 @@ class Layer:
     def b(self, value: Any) -> None:
         self._b = self._converted(value, self.b_shape, "b")
 
+    def adopt(self, owner: Any) -> None:
+        """Become ``owner``'s layer (a :class:`portable_nn.network3.Network`): ``w``/``b`` are then converted
+        to its backend and dtype.  A layer belongs to one network: ``ValueError`` if it already has one."""
+        if self._owner is not None:
+            raise ValueError("this layer already belongs to a network: build a new layer object for this one")
+        self._owner = owner
+
+    @property
+    def owned(self) -> bool:
+        """Whether a network owns the layer."""
+        return self._owner is not None
+
+    def hold(self, w: Any, b: Any) -> None:
+        """Hold the owner's own arrays (a training step's output): no checks, no conversion."""
+        self._w, self._b = w, b
+
     def _converted(self, value: Any, shape: tuple[int, ...], name: str) -> Any:
         got = tuple(getattr(value, "shape", ()))
         if got != shape:
