@@ -197,7 +197,7 @@ def render(args: argparse.Namespace, pairs: Sequence[Pair], loads: Sequence[floa
         "",
         f"Generated {datetime.date.today().isoformat()} by `python benchmarks/bench_compare.py "
         f"--before BEFORE --after AFTER --rounds {args.rounds} --n {args.n} --conv-n {args.conv_n}` "
-        f"in {seconds / 60:.1f} min.",
+        f"{''.join(f' --env {e}' for e in args.env)} in {seconds / 60:.1f} min.",
         f"Before: `{_commit(args.before)}`; after: `{_commit(args.after)}`.",
         "",
         "Each row ran in two worker processes (one per checkout); every round timed one epoch of each, "
@@ -230,8 +230,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--conv-batches", type=lambda s: [int(b) for b in s.split(",")], default=[10, 100])
     parser.add_argument("--rows", type=lambda s: s.split(","), default=None, help="only these epoch rows")
     parser.add_argument("--skip", choices=("epoch", "conv"), action="append", default=[])
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="KEY=VALUE",
+        help="set in every worker of both checkouts (e.g. MALLOC_TOP_PAD_=67108864, see conv_allocator.py)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=None, help="also write the markdown page here")
     args = parser.parse_args(argv)
+    for item in args.env:
+        key, _, value = item.partition("=")
+        os.environ[key] = value  # the workers' environment is a copy of this one
     args.before, args.after = args.before.resolve(), args.after.resolve()
     start, loads = time.perf_counter(), [machine.load1()]
     pairs: list[Pair] = []

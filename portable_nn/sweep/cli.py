@@ -26,15 +26,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from .._base.signals import STOP_SIGNALS as ALL_STOP_SIGNALS
-from .._base.signals import handling
+from .._base.signals import STOP_SIGNALS, handling
 
 __all__ = ["add_sweep_parser", "cmd_sweep", "main"]
 
 _PROG = "portable-nn sweep"
-#: Signals that end a sweep like Ctrl-C (the finished trials are on disk already).
-#: SIGINT stays Python's own KeyboardInterrupt here; these two are turned into one.
-STOP_SIGNALS = tuple(s for s in ALL_STOP_SIGNALS if s != signal.SIGINT)
 
 
 def _int_at_least(low: int, what: str) -> Callable[[str], int]:
@@ -162,15 +158,18 @@ def _say(line: str, stream: Any = None) -> None:
 
 
 class _Stopped:
-    """SIGTERM and SIGHUP raise ``KeyboardInterrupt`` in the driver, like Ctrl-C; ``signum`` remembers which."""
+    """SIGINT, SIGTERM and SIGHUP (the finished trials are on disk already) silence Dask's loggers and raise
+    ``KeyboardInterrupt`` in the driver, as Ctrl-C does; ``signum`` remembers which."""
 
     def __init__(self) -> None:
         self.signum = int(signal.SIGINT)
         self.requested = False
+        self._silence: Callable[[], None] = lambda: None
 
     def _handler(self, signum: int, frame: FrameType | None) -> None:
         self.signum = signum
         self.requested = True
+        self._silence()  # before the interrupt unwinds through Dask: the scheduler's thread logs as it goes
         raise KeyboardInterrupt
 
     def _unraisable(self, previous: Callable[[Any], object]) -> Callable[[Any], object]:
@@ -192,6 +191,9 @@ class _Stopped:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[_Stopped]:
+        from .engine import silence_dask_logs  # imports no Dask: bound now, not inside a signal handler
+
+        self._silence = silence_dask_logs
         previous = sys.unraisablehook
         sys.unraisablehook = self._unraisable(previous)
         try:

@@ -148,11 +148,7 @@ def _quiet_dask_logs() -> Iterator[None]:
     client and logs that at CRITICAL with a traceback; the sweep has already
     said in one line why it stopped, so that noise must not reach the terminal.
     """
-    loggers = [
-        logging.getLogger(name)
-        for name in list(logging.root.manager.loggerDict)
-        if name == "distributed" or name.startswith("distributed.")
-    ]
+    loggers = _dask_loggers()
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.CRITICAL + 1)
@@ -161,6 +157,20 @@ def _quiet_dask_logs() -> Iterator[None]:
     finally:
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
+
+
+def _dask_loggers() -> list[logging.Logger]:
+    """``distributed`` and every child logger it has made so far."""
+    names = ["distributed", *(n for n in list(logging.root.manager.loggerDict) if n.startswith("distributed."))]
+    return [logging.getLogger(name) for name in names]
+
+
+def silence_dask_logs() -> None:
+    """Dask's loggers silenced for the rest of the process: a stop signal has come, the sweep has said why in
+    one line, and the scheduler's complaints about the client going away (CRITICAL, with tracebacks, from
+    its own thread) must not follow it.  Only ``portable-nn sweep``, which owns its process, calls this."""
+    for logger in _dask_loggers():
+        logger.setLevel(logging.CRITICAL + 1)
 
 
 def create_study(client: Any, search: str, seed: int, prune: bool, startup: int, warmup: int) -> tuple[Any, str]:
