@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from ._base.types import BackendSpec, Device
 from ._base.validation import check_eta, check_int
 from ._math import initializers
 from ._nets.dense import DenseNetwork
@@ -56,11 +57,11 @@ class Network(DenseNetwork):
     def __init__(
         self,
         sizes: list[int],
-        xp: Any = "numpy",
+        xp: BackendSpec = "numpy",
         *,
         dtype: str = "float64",
         seed: int | None = None,
-        device: Any = None,
+        device: Device = None,
     ) -> None:
         self._setup(sizes, xp, dtype, seed, device, self._spec())
         self._set_host_parameters(*initializers.gaussian_layers(self.sizes, self._rng))

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from ._base.types import BackendSpec, Device
 from ._base.validation import check_eta, check_int, check_lmbda, check_mu
 from ._io.serialization import read_model
 from ._math import initializers
@@ -98,10 +99,10 @@ class Network(DenseNetwork):
         sizes: list[int],
         cost: Any = CrossEntropyCost,
         *,
-        xp: Any = "numpy",
+        xp: BackendSpec = "numpy",
         dtype: str = "float64",
         seed: int | None = None,
-        device: Any = None,
+        device: Device = None,
         activation: Any = "sigmoid",
         activation_prime: Callable[[Any], Any] | None = None,
     ) -> None:
@@ -308,7 +309,7 @@ def _check_regularization(regularization: Any) -> str:
 
 
 def load(
-    filename: str | os.PathLike[str], xp: Any = "numpy", *, dtype: str | None = None, device: Any = None
+    filename: str | os.PathLike[str], xp: BackendSpec = "numpy", *, dtype: str | None = None, device: Device = None
 ) -> Network:
     """Load a network saved by :meth:`Network.save` or by the book's own ``network2.save``, keeping its cost.
 

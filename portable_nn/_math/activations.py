@@ -23,10 +23,13 @@ from __future__ import annotations
 import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import array_api_compat
 import numpy as np
+
+if TYPE_CHECKING:
+    from .._base.types import Array, Namespace
 
 
 @dataclass(frozen=True)
@@ -45,13 +48,13 @@ class Activation:
     """
 
     name: str
-    fn: Callable[[Any, Any], Any]
-    prime_from_output: Callable[[Any, Any], Any]
+    fn: Callable[[Namespace, Array], Array]
+    prime_from_output: Callable[[Namespace, Array], Array]
 
     #: Backprop needs only the outputs ``a`` (never the weighted inputs ``z``).
     needs_z = False
 
-    def derivative(self, xp: Any, z: Any, a: Any) -> Any:
+    def derivative(self, xp: Namespace, z: Array, a: Array) -> Array:
         """``σ'(z)``, here from the outputs ``a`` alone (``z`` may be ``None``)."""
         return self.prime_from_output(xp, a)
 
@@ -59,37 +62,37 @@ class Activation:
         return f"Activation({self.name!r})"
 
 
-def _sigmoid(xp: Any, z: Any) -> Any:
+def _sigmoid(xp: Namespace, z: Array) -> Array:
     # 1/(1+exp(-z)) written with tanh: the same values, and no overflow for large |z|.
     return 0.5 * xp.tanh(0.5 * z) + 0.5
 
 
-def _sigmoid_prime(xp: Any, a: Any) -> Any:
+def _sigmoid_prime(xp: Namespace, a: Array) -> Array:
     return a * (1.0 - a)
 
 
-def _tanh(xp: Any, z: Any) -> Any:
+def _tanh(xp: Namespace, z: Array) -> Array:
     return xp.tanh(z)
 
 
-def _tanh_prime(xp: Any, a: Any) -> Any:
+def _tanh_prime(xp: Namespace, a: Array) -> Array:
     return 1.0 - a * a
 
 
-def _relu(xp: Any, z: Any) -> Any:
+def _relu(xp: Namespace, z: Array) -> Array:
     return xp.maximum(z, 0.0)
 
 
-def _relu_prime(xp: Any, a: Any) -> Any:
+def _relu_prime(xp: Namespace, a: Array) -> Array:
     # σ'(0) is taken as 0, as Theano's and PyTorch's ReLU gradients do.
     return xp.astype(a > 0.0, a.dtype)
 
 
-def _linear(xp: Any, z: Any) -> Any:
+def _linear(xp: Namespace, z: Array) -> Array:
     return z
 
 
-def _linear_prime(xp: Any, a: Any) -> Any:
+def _linear_prime(xp: Namespace, a: Array) -> Array:
     return xp.ones_like(a)
 
 
@@ -137,7 +140,7 @@ def qualified_name(function: Any) -> str:
     return f"{module}.{qualname}"
 
 
-def backend_name(xp: Any) -> str:
+def backend_name(xp: Namespace) -> str:
     """The backend's name for an error message (``"torch"``, ``"jax"``, ...), from the namespace's module name.
 
     ``array_api_compat.torch`` -> ``torch``, ``jax.numpy`` -> ``jax``, ``array_api_strict`` as it is.
@@ -147,7 +150,9 @@ def backend_name(xp: Any) -> str:
     return name.split(".")[0]
 
 
-def call_user(function: Callable[..., Any], what: str, xp: Any, like: Any, *args: Any, scalar: bool = False) -> Any:
+def call_user(
+    function: Callable[..., Any], what: str, xp: Namespace, like: Array, *args: Any, scalar: bool = False
+) -> Array:
     """``function(*args)``, checked: an array of namespace ``xp`` shaped and typed like ``like``.
 
     ``what`` names the function in errors (``"activation my_fn"``).  Any
@@ -177,7 +182,7 @@ def call_user(function: Callable[..., Any], what: str, xp: Any, like: Any, *args
     return result
 
 
-def _check_namespace(result: Any, what: str, backend: str, xp: Any) -> None:
+def _check_namespace(result: Any, what: str, backend: str, xp: Namespace) -> None:
     try:
         namespace = array_api_compat.array_namespace(result)
     except TypeError:
@@ -189,7 +194,7 @@ def _check_namespace(result: Any, what: str, backend: str, xp: Any) -> None:
         )
 
 
-def _as_scalar(result: Any, what: str, backend: str, xp: Any, like: Any) -> Any:
+def _as_scalar(result: Any, what: str, backend: str, xp: Namespace, like: Array) -> Array:
     """A user cost's value as a 0-d array of ``like``'s dtype and device."""
     if isinstance(result, numbers.Real):  # a Python or NumPy number (the book's np.sum gives one)
         return xp.asarray(float(result), dtype=like.dtype, device=array_api_compat.device(like))
@@ -226,15 +231,15 @@ class UserActivation:
     def name(self) -> str:
         return qualified_name(self.function)
 
-    def fn(self, xp: Any, z: Any) -> Any:
+    def fn(self, xp: Namespace, z: Array) -> Array:
         """``function(z)``, checked."""
         return call_user(self.function, f"activation {self.name}", xp, z, z)
 
-    def prime_of_z(self, xp: Any, z: Any) -> Any:
+    def prime_of_z(self, xp: Namespace, z: Array) -> Array:
         """``prime(z)``, checked."""
         return call_user(self.prime, f"activation derivative {qualified_name(self.prime)}", xp, z, z)
 
-    def derivative(self, xp: Any, z: Any, a: Any) -> Any:
+    def derivative(self, xp: Namespace, z: Array, a: Array) -> Array:
         """``prime(z)``, checked (``a`` is unused)."""
         return self.prime_of_z(xp, z)
 
@@ -247,7 +252,7 @@ AnyActivation = Activation | UserActivation
 
 
 def resolve_activation(
-    value: Any,
+    value: Array,
     prime: Callable[[Any], Any] | None,
     argument: str,
     known: Mapping[Callable[[Any], Any], tuple[Activation, Callable[[Any], Any] | None]],
@@ -288,14 +293,14 @@ def resolve_activation(
     return UserActivation(value, prime)
 
 
-def on_number_or_array(activation: Activation, z: Any, prime: bool = False) -> Any:
+def on_number_or_array(activation: Activation, z: Array, prime: bool = False) -> Array:
     """``σ(z)`` (or ``σ'(z)``) for a backend array, or a ``float`` for a Python/NumPy real number.
 
     The book calls ``sigmoid(0.5)`` on plain numbers; arrays keep their backend.
     """
     if isinstance(z, numbers.Real) and not hasattr(z, "__array_namespace__"):
         value = np.asarray(float(z), dtype=np.float64)
-        xp: Any = array_api_compat.array_namespace(value)
+        xp: Namespace = array_api_compat.array_namespace(value)
         out = activation.fn(xp, value)
         return float(activation.prime_from_output(xp, out) if prime else out)
     xp = array_api_compat.array_namespace(z)
@@ -303,13 +308,13 @@ def on_number_or_array(activation: Activation, z: Any, prime: bool = False) -> A
     return activation.prime_from_output(xp, out) if prime else out
 
 
-def softmax(xp: Any, z: Any, axis: int = 0) -> Any:
+def softmax(xp: Namespace, z: Array, axis: int = 0) -> Array:
     """Softmax along ``axis`` (the neurons), shifted by the maximum so ``exp`` never overflows."""
     e = xp.exp(z - xp.max(z, axis=axis, keepdims=True))
     return e / xp.sum(e, axis=axis, keepdims=True)
 
 
-def log_softmax(xp: Any, z: Any, axis: int = 0) -> Any:
+def log_softmax(xp: Namespace, z: Array, axis: int = 0) -> Array:
     """``log(softmax(z))`` computed stably: ``z − max − log Σ exp(z − max)``."""
     shifted = z - xp.max(z, axis=axis, keepdims=True)
     return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))

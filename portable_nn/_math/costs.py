@@ -27,18 +27,21 @@ works as written); ``fn`` returns the cost summed over the ``m`` columns.
 from __future__ import annotations
 
 import inspect
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import array_api_compat
 
 from .activations import SIGMOID, Activation, call_user, log_softmax, qualified_name, softmax
 
+if TYPE_CHECKING:
+    from .._base.types import Array, Namespace
 
-def _xp(*arrays: Any) -> Any:
+
+def _xp(*arrays: Any) -> Array:
     return array_api_compat.array_namespace(*arrays)
 
 
-def _softplus(xp: Any, z: Any) -> Any:
+def _softplus(xp: Namespace, z: Array) -> Array:
     """``log(1 + exp(z))`` without overflow: ``max(z, 0) + log1p(exp(−|z|))``."""
     return xp.maximum(z, 0.0) + xp.log1p(xp.exp(-xp.abs(z)))
 
@@ -52,19 +55,19 @@ class Cost:
     output: ClassVar[str | None] = None
 
     @staticmethod
-    def fn(a: Any, y: Any) -> Any:  # pragma: no cover - overridden
+    def fn(a: Array, y: Array) -> Array:  # pragma: no cover - overridden
         raise NotImplementedError
 
     @staticmethod
-    def delta(z: Any, a: Any, y: Any) -> Any:  # pragma: no cover - overridden
+    def delta(z: Array, a: Array, y: Array) -> Array:  # pragma: no cover - overridden
         raise NotImplementedError
 
     @classmethod
-    def output_delta(cls, xp: Any, a: Any, y: Any, output: Activation | str) -> Any:  # pragma: no cover
+    def output_delta(cls, xp: Namespace, a: Array, y: Array, output: Activation | str) -> Array:  # pragma: no cover
         raise NotImplementedError
 
     @classmethod
-    def from_z(cls, xp: Any, z: Any, y: Any, output: Activation | str) -> Any:  # pragma: no cover
+    def from_z(cls, xp: Namespace, z: Array, y: Array, output: Activation | str) -> Array:  # pragma: no cover
         raise NotImplementedError
 
 
@@ -74,26 +77,26 @@ class QuadraticCost(Cost):
     name = "QuadraticCost"
 
     @staticmethod
-    def fn(a: Any, y: Any) -> Any:
+    def fn(a: Array, y: Array) -> Array:
         """``½ Σ (a − y)²`` over every element (all neurons, all samples)."""
         xp = _xp(a, y)
         d = a - y
         return 0.5 * xp.sum(d * d)
 
     @staticmethod
-    def delta(z: Any, a: Any, y: Any) -> Any:
+    def delta(z: Array, a: Array, y: Array) -> Array:
         """``(a − y) ⊙ σ'(z)`` for a sigmoid output layer (the book's formula)."""
         xp = _xp(z, a, y)
         return (a - y) * SIGMOID.prime_from_output(xp, SIGMOID.fn(xp, z))
 
     @classmethod
-    def output_delta(cls, xp: Any, a: Any, y: Any, output: Activation | str) -> Any:
+    def output_delta(cls, xp: Namespace, a: Array, y: Array, output: Activation | str) -> Array:
         if not isinstance(output, Activation):
             raise ValueError("QuadraticCost needs an element-wise output layer (sigmoid, tanh, relu, linear)")
         return (a - y) * output.prime_from_output(xp, a)
 
     @classmethod
-    def from_z(cls, xp: Any, z: Any, y: Any, output: Activation | str) -> Any:
+    def from_z(cls, xp: Namespace, z: Array, y: Array, output: Activation | str) -> Array:
         if not isinstance(output, Activation):
             raise ValueError("QuadraticCost needs an element-wise output layer (sigmoid, tanh, relu, linear)")
         d = output.fn(xp, z) - y
@@ -108,12 +111,12 @@ class _MatchedCost(Cost):
     """
 
     @staticmethod
-    def delta(z: Any, a: Any, y: Any) -> Any:
+    def delta(z: Array, a: Array, y: Array) -> Array:
         """``a − y``."""
         return a - y
 
     @classmethod
-    def output_delta(cls, xp: Any, a: Any, y: Any, output: Activation | str) -> Any:
+    def output_delta(cls, xp: Namespace, a: Array, y: Array, output: Activation | str) -> Array:
         return a - y
 
 
@@ -124,7 +127,7 @@ class CrossEntropyCost(_MatchedCost):
     output = "sigmoid"
 
     @staticmethod
-    def fn(a: Any, y: Any) -> Any:
+    def fn(a: Array, y: Array) -> Array:
         """The cross-entropy summed over every element.
 
         ``a`` is clipped to ``[eps, 1 − eps]`` (``eps`` the machine epsilon of
@@ -139,7 +142,7 @@ class CrossEntropyCost(_MatchedCost):
         return -xp.sum(y * xp.log(a) + (1.0 - y) * xp.log(1.0 - a))
 
     @classmethod
-    def from_z(cls, xp: Any, z: Any, y: Any, output: Activation | str) -> Any:
+    def from_z(cls, xp: Namespace, z: Array, y: Array, output: Activation | str) -> Array:
         """``Σ softplus(z) − y·z``, the same cost written with ``ln σ(z) = −softplus(−z)``."""
         return xp.sum(_softplus(xp, z) - y * z)
 
@@ -151,14 +154,14 @@ class LogLikelihoodCost(_MatchedCost):
     output = "softmax"
 
     @staticmethod
-    def fn(a: Any, y: Any) -> Any:
+    def fn(a: Array, y: Array) -> Array:
         """``−Σ y ln a`` over every element (``y`` one-hot), with ``a`` clipped below at ``eps``."""
         xp = _xp(a, y)
         eps = float(xp.finfo(a.dtype).eps)
         return -xp.sum(y * xp.log(xp.clip(a, eps, 1.0)))
 
     @classmethod
-    def from_z(cls, xp: Any, z: Any, y: Any, output: Activation | str) -> Any:
+    def from_z(cls, xp: Namespace, z: Array, y: Array, output: Activation | str) -> Array:
         """``−Σ y · log_softmax(z)``, computed with the max shift (never ``−inf``)."""
         return -xp.sum(y * log_softmax(xp, z, axis=0))
 
@@ -211,22 +214,22 @@ class UserCost:
     def __repr__(self) -> str:
         return f"UserCost({self.name!r})"
 
-    def fn(self, a: Any, y: Any) -> Any:
+    def fn(self, a: Array, y: Array) -> Array:
         """The source's ``fn(a, y)`` (the book's method), unchecked."""
         return self.source.fn(a, y)
 
-    def delta(self, z: Any, a: Any, y: Any) -> Any:
+    def delta(self, z: Array, a: Array, y: Array) -> Array:
         """The source's ``delta(z, a, y)`` (the book's method), unchecked."""
         return self.source.delta(z, a, y)
 
-    def step_delta(self, xp: Any, z: Any, a: Any, y: Any, output: Activation | str) -> Any:
+    def step_delta(self, xp: Namespace, z: Array, a: Array, y: Array, output: Activation | str) -> Array:
         """The output δ of the training step (which calls this instead of ``output_delta``): the user's
         ``delta(z, a, y)``, checked to be ``a``'s shape and dtype, or the base's fused δ."""
         if self.own_delta:
             return call_user(self.source.delta, f"cost {self.name}.delta", xp, a, z, a, y)
         return self._cls.output_delta(xp, a, y, output)
 
-    def from_z(self, xp: Any, z: Any, y: Any, output: Activation | str) -> Any:
+    def from_z(self, xp: Namespace, z: Array, y: Array, output: Activation | str) -> Array:
         """The user's ``fn(output(z), y)`` as a 0-d array of ``z``'s dtype, or the base's stable ``from_z``."""
         if self.own_fn:
             a = output_activation(xp, output, z)
@@ -286,7 +289,7 @@ def get_cost(cost: Any, argument: str = "cost") -> CostLike:
     return UserCost(cost, base, own["fn"], own["delta"])
 
 
-def output_activation(xp: Any, output: Activation | str, z: Any) -> Any:
+def output_activation(xp: Namespace, output: Activation | str, z: Array) -> Array:
     """The output layer's activations from its weighted inputs ``z (n_out, m)``."""
     if isinstance(output, Activation):
         return output.fn(xp, z)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._base.types import BackendSpec, Device
 from .._base.validation import check_int
 from .chapter6 import Network
 from .chapter6_layers import ConvPoolLayer, FullyConnectedLayer, Layer, ReLU, SoftmaxLayer, sigmoid
@@ -39,10 +40,10 @@ class NetworkSpec:
         self,
         mini_batch_size: int,
         *,
-        xp: Any = "numpy",
+        xp: BackendSpec = "numpy",
         dtype: str = "float32",
         seed: int | None = None,
-        device: Any = None,
+        device: Device = None,
     ) -> Network:
         """The network, with the book's initial weights drawn from ``seed``."""
         return Network(self.layers(), mini_batch_size, xp=xp, dtype=dtype, seed=seed, device=device)
@@ -163,10 +164,10 @@ def preset_network(
     name: str,
     mini_batch_size: int,
     *,
-    xp: Any = "numpy",
+    xp: BackendSpec = "numpy",
     dtype: str = "float32",
     seed: int | None = None,
-    device: Any = None,
+    device: Device = None,
 ) -> Network:
     """The book's chapter-6 network called ``name`` (a key of :data:`PRESETS`); its SGD settings are
     ``PRESETS[name](mini_batch_size)``'s ``eta``, ``lmbda``, ``epochs`` and ``expanded``."""

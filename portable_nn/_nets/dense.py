@@ -24,7 +24,7 @@ from typing import Any, NoReturn, TypeVar
 
 from .._backend.backends import Backend, resolve_backend, to_numpy
 from .._backend.compiled import compile_function, epoch_function
-from .._base.types import DType
+from .._base.types import BackendSpec, Device, DType
 from .._base.validation import check_dtype, check_layer_arrays, check_sizes
 from .._data import forms as dataforms
 from .._math import initializers
@@ -194,11 +194,11 @@ class DenseNetwork:
         cls: type[_Net],
         weights: Sequence[Any],
         biases: Sequence[Any],
-        xp: Any = "numpy",
+        xp: BackendSpec = "numpy",
         *,
         dtype: str | None = None,
         seed: int | initializers.RandomSource | None = None,
-        device: Any = None,
+        device: Device = None,
         **options: Any,
     ) -> _Net:
         """A network holding the given parameters (no random weights are drawn).
