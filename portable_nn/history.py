@@ -76,7 +76,7 @@ def write_history(
         buffer = io.StringIO()
         if settings is not None:
             buffer.write(CSV_SETTINGS_PREFIX + json.dumps(dict(settings)) + "\n")
-        writer = csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\n")
+        writer: csv.DictWriter[str] = csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
         text = buffer.getvalue()

@@ -320,10 +320,10 @@ def fallback_path(path: str | os.PathLike[str], kind: str = "output file") -> Pa
                 continue
             if directory == candidates[1]:
                 directory.mkdir(parents=True, exist_ok=True)
-            for n in range(1000):
-                name = f"{stem}-rescued-{stamp}{'' if n == 0 else f'-{n}'}{suffix}"
-                if not (directory / name).exists():
-                    break
+            name, n = f"{stem}-rescued-{stamp}{suffix}", 0
+            while (directory / name).exists() and n < 999:
+                n += 1
+                name = f"{stem}-rescued-{stamp}-{n}{suffix}"
             return check_writable(directory / name, kind)
         except OSError as exc:
             problems.append(f"  {directory}: {exc}")

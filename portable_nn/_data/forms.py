@@ -108,6 +108,8 @@ def _pairs(data: Any, name: str, n_in: int, dtype: str) -> Dataset:
         ) from None
     if not pairs:
         raise ValueError(f"{name} is empty: it must hold at least one (x, y) pair")
+    xs: tuple[Any, ...]
+    ys: tuple[Any, ...]
     try:
         xs, ys = zip(*pairs)
     except (TypeError, ValueError):

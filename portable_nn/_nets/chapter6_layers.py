@@ -229,7 +229,7 @@ class ConvPoolLayer(Layer):
     """
 
     kind = "ConvPoolLayer"
-    core: ConvPool
+    core: ConvPool  # pyright: ignore[reportIncompatibleVariableOverride]  # narrower: set once in __init__
 
     def __init__(
         self,
@@ -288,7 +288,7 @@ class FullyConnectedLayer(Layer):
     """
 
     kind = "FullyConnectedLayer"
-    core: Dense
+    core: Dense  # pyright: ignore[reportIncompatibleVariableOverride]  # narrower: set once in __init__
 
     def __init__(
         self,
@@ -302,7 +302,8 @@ class FullyConnectedLayer(Layer):
         super().__init__()
         n_in, n_out = _positive_ints((n_in, n_out), "(n_in, n_out)", 2)
         activation = resolve_activation(activation_fn, activation_prime)
-        self.core = Dense(n_in, n_out, activation, layout="rows", p_dropout=_dropout(p_dropout))
+        core = Dense(n_in, n_out, activation, layout="rows", p_dropout=_dropout(p_dropout))
+        self.core = core  # pyright: ignore[reportIncompatibleVariableOverride]
 
     @property
     def activation_fn(self) -> AnyActivation:
@@ -319,12 +320,13 @@ class SoftmaxLayer(Layer):
     """The softmax output layer, trained with the log-likelihood cost; ``w``/``b`` start at zero (the book's)."""
 
     kind = "SoftmaxLayer"
-    core: Softmax
+    core: Softmax  # pyright: ignore[reportIncompatibleVariableOverride]  # narrower: set once in __init__
 
     def __init__(self, n_in: int, n_out: int, p_dropout: float = 0.0) -> None:
         super().__init__()
         n_in, n_out = _positive_ints((n_in, n_out), "(n_in, n_out)", 2)
-        self.core = Softmax(n_in, n_out, layout="rows", p_dropout=_dropout(p_dropout))
+        core = Softmax(n_in, n_out, layout="rows", p_dropout=_dropout(p_dropout))
+        self.core = core  # pyright: ignore[reportIncompatibleVariableOverride]
 
     def init_parameters(self, rng: RandomSource) -> tuple[np.ndarray, np.ndarray]:
         """Zeros, as the book (nothing is drawn from ``rng``)."""

@@ -82,7 +82,7 @@ class Parameters(list[Any]):
             "(assign elements, or build a new network for other sizes)"
         )
 
-    append = extend = insert = pop = remove = clear = sort = reverse = __delitem__ = _fixed
+    append = extend = insert = pop = remove = clear = sort = reverse = __delitem__ = _fixed  # pyright: ignore[reportAssignmentType]
     __iadd__ = __imul__ = _fixed
 
     def __reduce__(self) -> tuple[Any, ...]:

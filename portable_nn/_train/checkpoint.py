@@ -152,7 +152,8 @@ def _set_rng_state(path: Path, rng: Any, saved: dict[str, Any]) -> None:
         if source == "global":
             np.random.set_state(saved["state"])  # noqa: NPY002 - the global state, on purpose
         else:
-            rng.bit_generator.state = saved["state"]
+            generator: Any = rng  # a numpy.random.Generator (the network's default_rng(seed))
+            generator.bit_generator.state = saved["state"]
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: the generator state cannot be restored ({exc})") from exc
 

@@ -67,7 +67,7 @@ def categorical_settings(specs: Mapping[str, ParamSpec]) -> list[dict[str, Any]]
     """Every distinct combination of the categorical options (chapter-3 options fixed for ``model=network``)."""
     settings: list[dict[str, Any]] = []
     for combo in itertools.product(*(_values(specs, n) for n in _CATEGORICAL)):
-        setting = dict(zip(_CATEGORICAL, combo))
+        setting: dict[str, Any] = dict(zip(_CATEGORICAL, combo))
         if setting["model"] == "network":
             setting.update({n: DEFAULTS[n] for n in CHAPTER3_ONLY if n in setting})
         if setting not in settings:

@@ -90,7 +90,7 @@ def dask_client(
     Its workers ignore SIGINT (:func:`portable_nn.sweep.tasks.dask_setup`).
     Yields ``(client, description)``; closes what it started.
     """
-    import dask
+    import dask.config
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
