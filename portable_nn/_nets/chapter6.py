@@ -23,18 +23,19 @@ import numpy as np
 from .._backend.backends import Backend, resolve_backend, to_numpy
 from .._backend.compiled import compile_function, epoch_function
 from .._base.limits import parameter_count
-from .._base.types import Array, BackendSpec, Device, DType
+from .._base.types import Array, BackendSpec, Device
 from .._base.validation import check_dtype, check_eta, check_int, check_lmbda, check_mu, max_parameters
 from .._data import forms as dataforms
 from .._io.network3_files import write_network3_file
 from .._math import initializers
 from .._math.chain import SHIFTS, make_step
 from .._math.costs import LogLikelihoodCost
-from .._math.updates import State, UpdateRule, with_velocities
+from .._math.updates import UpdateRule
 from .._train.checkpoint import data_identity, network_settings, open_checkpoint
 from .._train.evaluation import Evaluator
 from .._train.loop import EpochResult, StopRules, sgd
 from .._train.protocol import Epoch, Step
+from .base import TrainableNetwork
 from .chapter6_layers import Layer, chain_of, check_stack
 
 __all__ = ["Network", "Network3EpochResult"]
@@ -60,7 +61,7 @@ class Network3EpochResult(EpochResult):
         return None if self.test_correct is None or not self.n_test_data else self.test_correct / self.n_test_data
 
 
-class Network:
+class Network(TrainableNetwork):
     """The book's chapter-6 network: a list of layers, the last a :class:`SoftmaxLayer`.
 
     Parameters
@@ -160,7 +161,7 @@ class Network:
         self.chain = chain_of(layers)
         self._evaluator = Evaluator.build(self.chain, self.backend, self.float_dtype)
         self._compiled: dict[tuple[UpdateRule, float | None, bool], tuple[Step, Epoch]] = {}
-        self._velocities: tuple[tuple[Array, ...], tuple[Array, ...]] | None = None
+        self._velocities = None
         self._dropout = any(layer.p_dropout > 0.0 for layer in layers)
         self._train_dropout = False
         #: Fraction of saturated softmax outputs at the last evaluation (the divergence check reads it).
@@ -182,28 +183,10 @@ class Network:
     def _device_data(self, data: Any, name: str, *, training: bool) -> dataforms.DeviceData:
         return dataforms.to_device(data, name, self.n_in, self.n_out, self.backend, self.dtype, training=training)
 
-    # -- the training protocol (portable_nn._train.protocol) ---------------------------------
-    @property
-    def float_dtype(self) -> DType:
-        """The dtype object of the parameters (``xp.float32`` or ``xp.float64``)."""
-        return self.backend.dtype(self.dtype)
-
-    @property
-    def random_source(self) -> initializers.RandomSource:
-        """The NumPy generator of initial weights, shuffles and dropout masks."""
-        return self._rng
-
-    def training_state(self, momentum: bool) -> State:
-        """The layers' ``w``/``b`` as a :class:`State`; with ``momentum`` also the velocities (zero at first)."""
-        state = State(*self._params())
-        return with_velocities(self.xp, state, self._velocities) if momentum else state
-
-    def set_training_state(self, state: State) -> None:
-        """Hold the step's own arrays in the layers (no checks)."""
-        for layer, w, b in zip(self.layers, state.weights, state.biases):
+    # -- the training protocol (portable_nn._train.protocol; the rest in TrainableNetwork) ----
+    def _hold(self, weights: tuple[Array, ...], biases: tuple[Array, ...]) -> None:
+        for layer, w, b in zip(self.layers, weights, biases):
             layer.hold(w, b)
-        if state.velocities_w:
-            self._velocities = (state.velocities_w, state.velocities_b)
 
     @staticmethod
     def update_rule(

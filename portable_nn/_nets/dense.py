@@ -24,15 +24,16 @@ from typing import Any, NoReturn, TypeVar
 
 from .._backend.backends import Backend, resolve_backend, to_numpy
 from .._backend.compiled import compile_function, epoch_function
-from .._base.types import BackendSpec, Device, DType
+from .._base.types import Array, BackendSpec, Device
 from .._base.validation import check_dtype, check_layer_arrays, check_sizes
 from .._data import forms as dataforms
 from .._math import initializers
 from .._math.chain import Backprop, make_step
 from .._math.dense import DenseSpec
-from .._math.updates import State, UpdateRule, with_velocities
+from .._math.updates import UpdateRule
 from .._train.evaluation import Evaluator
 from .._train.protocol import Epoch, Step
+from .base import TrainableNetwork
 
 _Net = TypeVar("_Net", bound="DenseNetwork")
 
@@ -89,7 +90,7 @@ class Parameters(list[Any]):
         return (list, (list(self),))
 
 
-class DenseNetwork:
+class DenseNetwork(TrainableNetwork):
     """Base class of the book's fully connected networks (see the facades for the public API).
 
     Attributes
@@ -126,7 +127,7 @@ class DenseNetwork:
         self._backprop: Backprop | None = None
         self._ones_cache: dict[int, Any] = {}
         self._compiled: dict[tuple[UpdateRule, float | None], tuple[Step, Epoch]] = {}
-        self._velocities: tuple[tuple[Any, ...], tuple[Any, ...]] | None = None
+        self._velocities = None
         #: Fraction of output activations within machine epsilon of 0 or 1 at the last evaluation.
         self.output_saturation = 0.0
 
@@ -286,28 +287,13 @@ class DenseNetwork:
         nabla_w, nabla_b = self._backprop(self.weights, self.biases, x, y, None, self._ones(x.shape[1]), None)
         return nabla_b, nabla_w
 
-    # -- the training protocol (portable_nn._train.protocol) --------------------------
-    @property
-    def float_dtype(self) -> DType:
-        """The dtype object of the parameters (``xp.float64`` or ``xp.float32``)."""
-        return self.backend.dtype(self.dtype)
+    # -- the training protocol (portable_nn._train.protocol; the rest in TrainableNetwork) ----
+    def _params(self) -> tuple[tuple[Array, ...], tuple[Array, ...]]:
+        return tuple(self.weights), tuple(self.biases)
 
-    @property
-    def random_source(self) -> initializers.RandomSource:
-        """The NumPy generator of shuffles (NumPy's global state with ``seed=None``)."""
-        return self._rng
-
-    def training_state(self, momentum: bool) -> State:
-        """The parameters as a :class:`State`; with ``momentum`` also the velocities (zero at first)."""
-        state = State(tuple(self.weights), tuple(self.biases))
-        return with_velocities(self.xp, state, self._velocities) if momentum else state
-
-    def set_training_state(self, state: State) -> None:
-        """Hold the step's own arrays (no checks)."""
-        self._weights = self._wrap("weights", state.weights)
-        self._biases = self._wrap("biases", state.biases)
-        if state.velocities_w:
-            self._velocities = (state.velocities_w, state.velocities_b)
+    def _hold(self, weights: tuple[Array, ...], biases: tuple[Array, ...]) -> None:
+        self._weights = self._wrap("weights", weights)
+        self._biases = self._wrap("biases", biases)
 
     def update_rule(self, lmbda: float, n: int, mu: float = 0.0, regularization: str = "l2") -> UpdateRule:
         """Chapter 3's rule: the decay of ``lmbda`` over ``n`` training samples is ``lmbda/n``."""
