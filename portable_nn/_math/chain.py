@@ -199,6 +199,7 @@ def make_step(
     0``, row ``i`` the mask of sample ``i`` this epoch.
     """
     backprop = chain.backprop(xp, cost)
+    update = rule.function(xp)
     take = xp.take
     columns = chain.layout == "columns"
     dropping = [isinstance(layer, Dense) and layer.p_dropout > 0.0 for layer in chain.layers]
@@ -222,7 +223,7 @@ def make_step(
         if columns:
             x, y = x.T, y.T
         grads_w, grads_b = backprop(state.weights, state.biases, x, y, masks, ones, eta / m)
-        return rule.apply(xp, state, grads_w, grads_b, eta)
+        return update(state, grads_w, grads_b, eta)
 
     return step
 

@@ -132,7 +132,16 @@ class Dense:
 
     def forward(self, xp: Namespace, *, training: bool, keep: bool) -> Forward:
         """``f(w, b, a, mask) -> (out, z, cache)``; ``cache = (input, mask, out, z or None)`` with ``keep``."""
-        activate, keep_z = self.activate, self.keeps_z
+        keep_z, activation, axis = self.keeps_z, self.activation, self.feature_axis
+        # the activation's own function, bound once (the forward runs for every mini-batch)
+        activate: Callable[[Namespace, Array], Array]
+        if isinstance(activation, str):
+
+            def activate(xp: Namespace, z: Array) -> Array:
+                return softmax(xp, z, axis=axis)
+
+        else:
+            activate = activation.fn
         if self.layout == "columns":
 
             def columns(w: Array, b: Array, a: Array, mask: Array) -> tuple[Array, Array, Any]:

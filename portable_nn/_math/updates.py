@@ -20,7 +20,7 @@ returns a new :class:`State`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -71,12 +71,20 @@ class UpdateRule:
         self, xp: Namespace, state: State, grads_w: Sequence[Array], grads_b: Sequence[Array], eta: float | Array
     ) -> State:
         """The new :class:`State` from ``state`` and gradients already scaled by ``eta/m``."""
+        return self.function(xp)(state, grads_w, grads_b, eta)
+
+    def function(self, xp: Namespace) -> Callable[[State, Sequence[Array], Sequence[Array], float | Array], State]:
+        """``update(state, grads_w, grads_b, eta) -> State`` for this rule, chosen once (a step calls it per
+        mini-batch): the book's plain update is then two comprehensions and nothing else."""
+        if self.mu == 0.0 and self.decay == 0.0:
+            return _plain
+        return lambda state, grads_w, grads_b, eta: self._general(xp, state, grads_w, grads_b, eta)
+
+    def _general(
+        self, xp: Namespace, state: State, grads_w: Sequence[Array], grads_b: Sequence[Array], eta: float | Array
+    ) -> State:
+        """Decay and/or momentum (see the module docstring)."""
         mu, decay = self.mu, self.decay
-        if mu == 0.0 and decay == 0.0:  # the book's chapter-1 update, the common case
-            return State(
-                tuple([w - g for w, g in zip(state.weights, grads_w)]),
-                tuple([b - g for b, g in zip(state.biases, grads_b)]),
-            )
         l2 = self.regularization == "l2"
         if mu == 0.0:
             if l2:
@@ -99,6 +107,14 @@ class UpdateRule:
             tuple(velocities_w),
             velocities_b,
         )
+
+
+def _plain(state: State, grads_w: Sequence[Array], grads_b: Sequence[Array], eta: float | Array) -> State:
+    """The book's chapter-1 update: ``w − g``, ``b − g``."""
+    return State(
+        tuple([w - g for w, g in zip(state.weights, grads_w)]),
+        tuple([b - g for b, g in zip(state.biases, grads_b)]),
+    )
 
 
 def with_velocities(xp: Namespace, state: State, velocities: Velocities | None) -> State:
