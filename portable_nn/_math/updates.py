@@ -14,8 +14,8 @@ Biases are never regularised.  ``decay`` is what the network calls the
 regularisation strength per weight: ``lmbda/n`` in chapter 3 (``n`` training
 samples), ``lmbda/num_training_batches`` in chapter 6, both as the book.
 
-Nothing is updated in place (JAX arrays are immutable): :meth:`UpdateRule.apply`
-returns a new :class:`State`.
+Nothing is updated in place (JAX arrays are immutable): :meth:`UpdateRule.apply` (and the function a
+step binds once, :meth:`UpdateRule.function`) returns a new :class:`State`.
 """
 
 from __future__ import annotations
