@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from .activations import ACTIVATIONS, SIGMOID, Activation, AnyActivation, UserActivation, get_activation, softmax
@@ -134,14 +135,9 @@ class Dense:
         """``f(w, b, a, mask) -> (out, z, cache)``; ``cache = (input, mask, out, z or None)`` with ``keep``."""
         keep_z, activation, axis = self.keeps_z, self.activation, self.feature_axis
         # the activation's own function, bound once (the forward runs for every mini-batch)
-        activate: Callable[[Namespace, Array], Array]
-        if isinstance(activation, str):
-
-            def activate(xp: Namespace, z: Array) -> Array:
-                return softmax(xp, z, axis=axis)
-
-        else:
-            activate = activation.fn
+        activate: Callable[[Namespace, Array], Array] = (
+            partial(softmax, axis=axis) if isinstance(activation, str) else activation.fn
+        )
         if self.layout == "columns":
 
             def columns(w: Array, b: Array, a: Array, mask: Array) -> tuple[Array, Array, Any]:
