@@ -94,7 +94,7 @@ class Case:
         if mode == "whole":
             data, m = self.runner.train, self.batch
             rows = self.net.xp.reshape(order, (data.n // m, m))
-            return self.whole(state, data.inputs, data.targets, rows, self.runner.ones(m), eta)
+            return self.whole(state, data.inputs, data.targets, rows, self.net.ones_column(m), eta)
         self.calls = 0
         if mode == "chunked":
             return self.runner.run(state, order, eta, self._count)

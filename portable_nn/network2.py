@@ -31,12 +31,13 @@ from typing import Any
 import numpy as np
 
 from ._base.types import BackendSpec, Device
-from ._base.validation import check_eta, check_int, check_lmbda, check_mu
+from ._base.validation import check_eta, check_int, check_lmbda, check_mu, check_stop_rules
 from ._io.serialization import read_model
 from ._math import initializers
 from ._math.activations import SIGMOID, Activation, on_number_or_array, resolve_activation
 from ._math.costs import CrossEntropyCost, LogLikelihoodCost, QuadraticCost, get_cost
-from ._math.dense import REGULARIZATIONS, DenseSpec
+from ._math.dense import DenseSpec
+from ._math.updates import check_regularization
 from ._nets.dense import DenseNetwork
 from ._train.checkpoint import data_identity, network_settings, open_checkpoint
 from ._train.loop import EpochResult, StopRules, sgd
@@ -153,7 +154,7 @@ class Network(DenseNetwork):
         eta = check_eta(eta)
         lmbda = check_lmbda(lmbda)
         n = check_int(n, "n", 1)
-        regularization = _check_regularization(regularization)
+        regularization = check_regularization(regularization)
         data = self._device_data(mini_batch, "mini_batch", training=True)
         self._apply_step(data, eta, lmbda=lmbda, n=n, regularization=regularization)
 
@@ -199,11 +200,10 @@ class Network(DenseNetwork):
         eta = check_eta(eta)
         lmbda = check_lmbda(lmbda)
         mu = check_mu(mu)
-        regularization = _check_regularization(regularization)
-        early_stopping_n = check_int(early_stopping_n, "early_stopping_n", 0)
-        schedule_n = check_int(schedule_n, "schedule_n", 0)
-        if (early_stopping_n or schedule_n) and evaluation_data is None:
-            raise ValueError("early_stopping_n and schedule_n watch the accuracy on evaluation_data: pass it")
+        regularization = check_regularization(regularization)
+        early_stopping_n, schedule_n = check_stop_rules(
+            early_stopping_n, schedule_n, evaluation_data, "evaluation_data"
+        )
         if (monitor_evaluation_cost or monitor_evaluation_accuracy) and evaluation_data is None:
             raise ValueError("monitor_evaluation_cost/accuracy need evaluation_data")
         train = self._device_data(training_data, "training_data", training=True)
@@ -298,14 +298,8 @@ class Network(DenseNetwork):
         when outputs saturate.  ``convert`` is accepted for the book's code.
         """
         lmbda = check_lmbda(lmbda)
-        regularization = _check_regularization(regularization)
+        regularization = check_regularization(regularization)
         return self._total_cost(self._device_data(data, "data", training=True), lmbda, regularization)
-
-
-def _check_regularization(regularization: Any) -> str:
-    if regularization not in REGULARIZATIONS:
-        raise ValueError(f"regularization must be one of {REGULARIZATIONS}; got {regularization!r}")
-    return str(regularization)
 
 
 def load(

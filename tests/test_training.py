@@ -89,8 +89,8 @@ def test_jax_chunks_are_bit_for_bit_one_compiled_epoch_and_compile_once(monkeypa
         order = net.backend.asarray(rng.permutation(1003), dtype=net.backend.index_dtype)
         chunked = runner.run(chunked, order, 0.5, calls.append)
         rows = xp.reshape(order[:1000], (100, 10))
-        reference = whole(reference, data.inputs, data.targets, rows, runner.ones(10), 0.5)
-        reference = step(reference, data.inputs, data.targets, order[1000:], runner.ones(3), 0.5)
+        reference = whole(reference, data.inputs, data.targets, rows, net.ones_column(10), 0.5)
+        reference = step(reference, data.inputs, data.targets, order[1000:], net.ones_column(3), 0.5)
         assert calls == [70] * 14 + [20, 3]
     for got, want in zip(jax_tree_leaves(chunked), jax_tree_leaves(reference)):
         np.testing.assert_array_equal(to_numpy(got), to_numpy(want))

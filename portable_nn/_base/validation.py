@@ -7,10 +7,11 @@ half-updated.
 
 from __future__ import annotations
 
+import argparse
 import math
 import numbers
 import os
-from collections.abc import Mapping, Set
+from collections.abc import Callable, Mapping, Set
 from typing import Any
 
 from .limits import parameter_count
@@ -129,6 +130,15 @@ def _finite_real(value: Any, name: str, what: str) -> float:
     return number
 
 
+def check_stop_rules(early_stopping_n: Any, schedule_n: Any, watched: object, name: str) -> tuple[int, int]:
+    """``(early_stopping_n, schedule_n)`` as ints >= 0; both watch the accuracy on ``watched`` (the data
+    argument called ``name``), so either needs it: ``ValueError`` otherwise."""
+    early, schedule = check_int(early_stopping_n, "early_stopping_n", 0), check_int(schedule_n, "schedule_n", 0)
+    if (early or schedule) and watched is None:
+        raise ValueError(f"early_stopping_n and schedule_n watch the accuracy on {name}: pass it")
+    return early, schedule
+
+
 def check_divisor(divisor: Any) -> float | None:
     """A :class:`~portable_nn.Dataset`'s ``divisor``: ``None`` or a finite real number > 0."""
     if divisor is None:
@@ -153,3 +163,20 @@ def check_mu(mu: Any) -> float:
     if not 0.0 <= value < 1.0:
         raise ValueError(f"mu must be a number in [0, 1); got {value}")
     return value
+
+
+def int_at_least(low: int, what: str | None = None) -> Callable[[str], int]:
+    """An argparse ``type=`` for the command lines: an int ``>= low``, refused as ``expected WHAT; got '...'``
+    (``WHAT``: ``an int >= LOW`` unless given)."""
+    expected = what or f"an int >= {low}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}; got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected {expected}; got {text!r}")
+        return value
+
+    return parse

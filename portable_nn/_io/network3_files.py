@@ -24,8 +24,8 @@ from .._base.atomic import atomic_write
 from .._base.limits import parameter_count
 from .._base.types import Array
 from .._base.validation import check_dtype, check_int, max_parameters
-from .._math.chain import Chain
-from .._math.layers import Layer, Softmax, layer_from_spec
+from .._math.chain import softmax_chain
+from .._math.layers import Layer, layer_from_spec
 from .npz import ZIP_ERRORS, ModelFileError, check_file_size, check_format, check_meta_header, npz_headers, read_members
 
 FORMAT = "portable_nn.network3"
@@ -138,9 +138,7 @@ def _parse_meta(path: Path, text: str) -> tuple[dict[str, Any], list[Layer]]:
         raise ModelFileError(f"{path}: 'meta' has no list of layers")
     try:
         layers = [layer_from_spec(spec) for spec in specs]
-        if not isinstance(layers[-1], Softmax) or any(isinstance(layer, Softmax) for layer in layers[:-1]):
-            raise ValueError("the last layer, and only the last, must be a SoftmaxLayer (the log-likelihood cost)")
-        Chain(tuple(layers))  # consecutive layers fit
+        softmax_chain(layers)  # the last, and only the last, a softmax; consecutive layers fit
         check_int(meta.get("mini_batch_size"), "mini_batch_size", 1)
         check_dtype(meta.get("dtype"))
     except (TypeError, ValueError) as exc:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from .activations import Activation
 from .costs import Cost, CostLike, UserCost
-from .layers import Dense, Layer, Layout
+from .layers import Dense, Layer, Layout, Softmax
 from .updates import State, UpdateRule
 
 if TYPE_CHECKING:
@@ -70,13 +70,13 @@ class Chain:
     @property
     def feature_axis(self) -> int:
         """The axis of the output neurons: 0 (columns) or 1 (rows)."""
-        return 0 if self.layout == "columns" else 1
+        return self.layers[-1].feature_axis
 
     @property
     def output(self) -> Activation | str:
-        """The output layer's activation (an :class:`Activation`, or ``"softmax"``)."""
-        activation = self.layers[-1].activation
-        return activation if isinstance(activation, (Activation, str)) else cast("Activation", activation)
+        """The output layer's activation (an :class:`Activation`, or ``"softmax"``; never a user's: the
+        networks build their output layers from the package's activations)."""
+        return cast("Activation | str", self.layers[-1].activation)
 
     @property
     def n_in(self) -> int:
@@ -158,6 +158,16 @@ class Chain:
             return grads_w, grads_b
 
         return backprop
+
+
+def softmax_chain(layers: Sequence[Layer]) -> Chain:
+    """Chapter 6's stack as a :class:`Chain`: the last layer, and only the last, a
+    :class:`~portable_nn._math.layers.Softmax` (the log-likelihood cost); ``ValueError`` otherwise."""
+    if not layers:
+        raise ValueError("layers must hold at least one layer (the last a SoftmaxLayer)")
+    if any(isinstance(layer, Softmax) != (i == len(layers) - 1) for i, layer in enumerate(layers)):
+        raise ValueError("the last layer, and only the last, must be a SoftmaxLayer (the log-likelihood cost)")
+    return Chain(tuple(layers))
 
 
 @cache

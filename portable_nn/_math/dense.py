@@ -17,9 +17,8 @@ from .activations import SIGMOID, Activation, AnyActivation
 from .chain import Chain
 from .costs import CostLike, QuadraticCost
 from .layers import SOFTMAX, Dense, Layer, Softmax
-from .updates import REGULARIZATIONS
 
-__all__ = ["REGULARIZATIONS", "DenseSpec"]
+__all__ = ["DenseSpec"]
 
 
 @dataclass(frozen=True)

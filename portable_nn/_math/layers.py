@@ -93,8 +93,6 @@ class Dense:
     layout: Layout = "columns"
     p_dropout: float = 0.0
 
-    kind: ClassVar[str] = "Dense"
-
     def __post_init__(self) -> None:
         _check_positive((self.n_in, self.n_out), "(n_in, n_out)")
         _check_dropout(self.p_dropout)
@@ -124,12 +122,6 @@ class Dense:
     def keeps_z(self) -> bool:
         """Whether backward needs ``z`` (a user's ``prime(z)``), not only the output."""
         return isinstance(self.activation, UserActivation)
-
-    def activate(self, xp: Namespace, z: Array) -> Array:
-        """The activation of the weighted inputs ``z``."""
-        if isinstance(self.activation, str):
-            return softmax(xp, z, axis=self.feature_axis)
-        return self.activation.fn(xp, z)
 
     def forward(self, xp: Namespace, *, training: bool, keep: bool) -> Forward:
         """``f(w, b, a, mask) -> (out, z, cache)``; ``cache = (input, mask, out, z or None)`` with ``keep``."""
@@ -166,7 +158,7 @@ class Dense:
         activation = self.activation
         # σ' from the outputs alone (the package's), or from z (a user's prime(z)); None: the cost gave ∂C/∂z
         prime: Callable[[Any, Any], Any] | None = None
-        use_z = isinstance(activation, UserActivation)
+        use_z = self.keeps_z
         if output:
             pass
         elif isinstance(activation, Activation):
@@ -203,8 +195,6 @@ class Softmax(Dense):
 
     activation: AnyActivation | str = SOFTMAX
 
-    kind: ClassVar[str] = "Softmax"
-
     def __post_init__(self) -> None:
         if self.activation != SOFTMAX:
             raise ValueError(f"a Softmax layer's activation is the softmax; got {self.activation!r}")
@@ -228,7 +218,6 @@ class ConvPool:
     poolsize: tuple[int, int] = (2, 2)
     activation: AnyActivation = SIGMOID
 
-    kind: ClassVar[str] = "ConvPool"
     layout: ClassVar[Layout] = "rows"
     p_dropout: ClassVar[float] = 0.0
     feature_axis: ClassVar[int] = 1

@@ -33,6 +33,13 @@ Velocities = tuple[tuple["Array", ...], tuple["Array", ...]]
 REGULARIZATIONS = ("l2", "l1")
 
 
+def check_regularization(regularization: object) -> str:
+    """``regularization`` when it is one of :data:`REGULARIZATIONS`; ``ValueError`` naming it otherwise."""
+    if regularization not in REGULARIZATIONS:
+        raise ValueError(f"regularization must be one of {REGULARIZATIONS}; got {regularization!r}")
+    return str(regularization)
+
+
 class State(NamedTuple):
     """Everything one SGD step reads and returns (a JAX pytree as it stands).
 
@@ -59,8 +66,7 @@ class UpdateRule:
     regularization: str = "l2"
 
     def __post_init__(self) -> None:
-        if self.regularization not in REGULARIZATIONS:
-            raise ValueError(f"regularization must be one of {REGULARIZATIONS}; got {self.regularization!r}")
+        check_regularization(self.regularization)
 
     @property
     def momentum(self) -> bool:

@@ -1,15 +1,18 @@
 """What every network shares of the training protocol (:class:`portable_nn._train.protocol.Trainable`).
 
 A network says how its parameters are read (``_params``) and held (``_hold``); this base keeps the
-momentum velocities between ``SGD`` calls and gives the loop the network's float dtype and generator.
+momentum velocities between ``SGD`` calls, gives the loop the network's float dtype, generator and ones
+columns, and counts correct answers through the network's evaluator.
 """
 
 from __future__ import annotations
 
 from .._backend.backends import Backend
 from .._base.types import Array, DType, Namespace
+from .._data.forms import DeviceData
 from .._math.initializers import RandomSource
 from .._math.updates import State, Velocities, with_velocities
+from .._train.evaluation import Evaluator
 
 
 class TrainableNetwork:
@@ -20,6 +23,8 @@ class TrainableNetwork:
     xp: Namespace
     _rng: RandomSource
     _velocities: Velocities | None = None
+    _ones_cache: dict[int, Array]
+    _evaluator: Evaluator
     #: Fraction of saturated outputs at the last evaluation (the divergence check reads it).
     output_saturation: float = 0.0
 
@@ -33,6 +38,18 @@ class TrainableNetwork:
         """The NumPy generator of initial weights, shuffles and dropout masks (NumPy's global state with
         ``seed=None``)."""
         return self._rng
+
+    def ones_column(self, m: int) -> Array:
+        """A cached ``(m, 1)`` column of ones of the network's dtype on its device (the column layout's sums)."""
+        ones = self._ones_cache.get(m)
+        if ones is None:
+            ones = self._ones_cache[m] = self.xp.ones((m, 1), dtype=self.float_dtype, device=self.backend.device)
+        return ones
+
+    def _count_correct(self, data: DeviceData) -> int:
+        """Samples whose most active output is the label (one host copy); notes ``output_saturation``."""
+        correct, self.output_saturation = self._evaluator.count_correct(*self._params(), data)
+        return correct
 
     def _params(self) -> tuple[tuple[Array, ...], tuple[Array, ...]]:  # pragma: no cover - overridden
         """``(weights, biases)``: one array per layer, the network's own."""

@@ -24,19 +24,27 @@ from .._backend.backends import Backend, resolve_backend, to_numpy
 from .._backend.compiled import compile_function, epoch_function
 from .._base.limits import parameter_count
 from .._base.types import Array, BackendSpec, Device
-from .._base.validation import check_dtype, check_eta, check_int, check_lmbda, check_mu, max_parameters
+from .._base.validation import (
+    check_dtype,
+    check_eta,
+    check_int,
+    check_lmbda,
+    check_mu,
+    check_stop_rules,
+    max_parameters,
+)
 from .._data import forms as dataforms
 from .._io.network3_files import write_network3_file
 from .._math import initializers
 from .._math.chain import SHIFTS, make_step
 from .._math.costs import LogLikelihoodCost
-from .._math.updates import UpdateRule
+from .._math.updates import UpdateRule, check_regularization
 from .._train.checkpoint import data_identity, network_settings, open_checkpoint
 from .._train.evaluation import Evaluator
 from .._train.loop import EpochResult, StopRules, sgd
 from .._train.protocol import Epoch, Step
 from .base import TrainableNetwork
-from .chapter6_layers import Layer, chain_of, check_stack
+from .chapter6_layers import Layer, chain_of
 
 __all__ = ["Network", "Network3EpochResult"]
 
@@ -135,7 +143,7 @@ class Network(TrainableNetwork):
         device: Device,
     ) -> None:
         layers = list(layers)
-        check_stack(layers)
+        chain = chain_of(layers)  # checks the stack (types, fit, softmax last)
         for i, layer in enumerate(layers):
             if layer.owned:
                 raise ValueError(f"layers[{i}] already belongs to a network: build a new layer object for this one")
@@ -158,10 +166,11 @@ class Network(TrainableNetwork):
         self.n_in = layers[0].n_in
         self.n_out = layers[-1].n_out
         #: The layers' math: a chain of rows-layout layers (:mod:`portable_nn._math.chain`).
-        self.chain = chain_of(layers)
+        self.chain = chain
         self._evaluator = Evaluator.build(self.chain, self.backend, self.float_dtype)
         self._compiled: dict[tuple[UpdateRule, float | None, bool], tuple[Step, Epoch]] = {}
         self._velocities = None
+        self._ones_cache = {}
         self._dropout = any(layer.p_dropout > 0.0 for layer in layers)
         self._train_dropout = False
         #: Fraction of saturated softmax outputs at the last evaluation (the divergence check reads it).
@@ -176,8 +185,10 @@ class Network(TrainableNetwork):
         return [p for layer in self.layers for p in (layer.w, layer.b)]
 
     # -- conversions -------------------------------------------------------------------------
-    def _on_device(self, array: Any, name: str) -> Any:
-        """``array`` (any backend or NumPy) as this network's dtype on its device; must be finite real numbers."""
+    def own_array(self, array: Any, name: str) -> Any:
+        """``array`` (any backend or NumPy) as this network's dtype on its device; must be finite real numbers.
+
+        For ``feedforward``'s inputs, and what a layer's ``w``/``b`` setter calls once the network owns it."""
         return dataforms.as_network_array(array, name, self.backend, self.dtype, finite=True)
 
     def _device_data(self, data: Any, name: str, *, training: bool) -> dataforms.DeviceData:
@@ -244,11 +255,6 @@ class Network(TrainableNetwork):
     def _params(self) -> tuple[tuple[Array, ...], tuple[Array, ...]]:
         return tuple(layer.w for layer in self.layers), tuple(layer.b for layer in self.layers)
 
-    def _count_correct(self, data: dataforms.DeviceData) -> int:
-        """Samples whose most probable digit is the label (one host copy); notes ``output_saturation``."""
-        correct, self.output_saturation = self._evaluator.count_correct(*self._params(), data)
-        return correct
-
     def feedforward(self, inputs: Any) -> Any:
         """Output activations ``(n, n_out)`` (softmax probabilities) for stacked inputs ``(n, n_in)``.
 
@@ -258,13 +264,13 @@ class Network(TrainableNetwork):
         shape = tuple(getattr(inputs, "shape", ()))
         if len(shape) != 2 or shape[1] != self.n_in:
             raise ValueError(f"inputs must have shape (n, {self.n_in}) (one sample per row); got {shape}")
-        x = self._on_device(inputs, "inputs")
+        x = self.own_array(inputs, "inputs")
         weights, biases = self._params()
         chunk = self._evaluator.chunk(None)
         outputs = self._evaluator.outputs
         parts = [outputs(weights, biases, x[k : min(k + chunk, shape[0]), :]) for k in range(0, shape[0], chunk)]
         if not parts:
-            return self.xp.zeros((0, self.n_out), dtype=self.backend.dtype(self.dtype), device=self.backend.device)
+            return self.xp.zeros((0, self.n_out), dtype=self.float_dtype, device=self.backend.device)
         return parts[0] if len(parts) == 1 else self.xp.concat(parts, axis=0)
 
     def accuracy(self, data: Any) -> int:
@@ -301,9 +307,8 @@ class Network(TrainableNetwork):
         lmbda = check_lmbda(lmbda)
         m = self.mini_batch_size if mini_batch_size is None else check_int(mini_batch_size, "mini_batch_size", 1)
         device = self._device_data(data, "data", training=False)
-        return self._evaluator.total_cost(
-            *self._params(), device, LogLikelihoodCost, lmbda / max(1, device.n // m), "l2"
-        )
+        decay = self.update_rule(lmbda, device.n, m).decay
+        return self._evaluator.total_cost(*self._params(), device, LogLikelihoodCost, decay, "l2")
 
     # -- training --------------------------------------------------------------------------------------
     def SGD(  # noqa: N802 - the book's name
@@ -353,10 +358,10 @@ class Network(TrainableNetwork):
         eta = check_eta(eta)
         lmbda = check_lmbda(lmbda)
         mu = check_mu(mu)
-        early_stopping_n = check_int(early_stopping_n, "early_stopping_n", 0)
-        schedule_n = check_int(schedule_n, "schedule_n", 0)
-        if (early_stopping_n or schedule_n) and validation_data is None:
-            raise ValueError("early_stopping_n and schedule_n watch the accuracy on validation_data: pass it")
+        regularization = check_regularization(regularization)
+        early_stopping_n, schedule_n = check_stop_rules(
+            early_stopping_n, schedule_n, validation_data, "validation_data"
+        )
         train = self._device_data(training_data, "training_data", training=True)
         validation = (
             None if validation_data is None else self._device_data(validation_data, "validation_data", training=False)

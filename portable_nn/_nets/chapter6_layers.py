@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -29,11 +29,10 @@ from .._math.activations import (
     on_number_or_array,
 )
 from .._math.activations import resolve_activation as _resolve
-from .._math.chain import Chain
+from .._math.chain import Chain, softmax_chain
 from .._math.initializers import RandomSource
 from .._math.layers import ConvPool, Dense, Softmax, layer_spec
 from .._math.layers import Layer as CoreLayer
-from .._math.layers import layer_from_spec as core_from_spec
 
 __all__ = [
     "ConvPoolLayer",
@@ -43,7 +42,6 @@ __all__ = [
     "SoftmaxLayer",
     "chain_of",
     "layer_from_core",
-    "layer_from_spec",
     "linear",
     "sigmoid",
     "tanh",
@@ -119,7 +117,6 @@ class Layer:
     Assigning an array of the right shape (from any backend) replaces them.
     """
 
-    kind: ClassVar[str] = ""
     #: The layer's math (frozen): what the chain runs.
     core: CoreLayer
 
@@ -191,7 +188,7 @@ class Layer:
         got = tuple(getattr(value, "shape", ()))
         if got != shape:
             raise ValueError(f"{type(self).__name__}.{name} must have shape {shape}; got {got}")
-        return value if self._owner is None else self._owner._on_device(value, f"{type(self).__name__}.{name}")
+        return value if self._owner is None else self._owner.own_array(value, f"{type(self).__name__}.{name}")
 
     def spec(self) -> dict[str, Any]:
         """The layer as JSON-ready data (saved in model files)."""
@@ -228,7 +225,6 @@ class ConvPoolLayer(Layer):
     output is ``n_filters·((h − kh + 1) // ph)·((w − kw + 1) // pw)`` values per sample.
     """
 
-    kind = "ConvPoolLayer"
     core: ConvPool  # pyright: ignore[reportIncompatibleVariableOverride]  # narrower: set once in __init__
 
     def __init__(
@@ -287,7 +283,6 @@ class FullyConnectedLayer(Layer):
     ``activation_fn`` as for :class:`ConvPoolLayer` (your own function needs ``activation_prime``).
     """
 
-    kind = "FullyConnectedLayer"
     core: Dense  # pyright: ignore[reportIncompatibleVariableOverride]  # narrower: set once in __init__
 
     def __init__(
@@ -319,7 +314,6 @@ class FullyConnectedLayer(Layer):
 class SoftmaxLayer(Layer):
     """The softmax output layer, trained with the log-likelihood cost; ``w``/``b`` start at zero (the book's)."""
 
-    kind = "SoftmaxLayer"
     core: Softmax  # pyright: ignore[reportIncompatibleVariableOverride]  # narrower: set once in __init__
 
     def __init__(self, n_in: int, n_out: int, p_dropout: float = 0.0) -> None:
@@ -333,9 +327,6 @@ class SoftmaxLayer(Layer):
         return np.zeros((self.n_in, self.n_out)), np.zeros((self.n_out,))
 
 
-LAYER_TYPES: dict[str, type[Layer]] = {c.kind: c for c in (ConvPoolLayer, FullyConnectedLayer, SoftmaxLayer)}
-
-
 def layer_from_core(core: CoreLayer) -> Layer:
     """The book's layer object for a rows-layout math layer (a fresh object, owned by no network)."""
     if isinstance(core, ConvPool):
@@ -345,23 +336,13 @@ def layer_from_core(core: CoreLayer) -> Layer:
     return FullyConnectedLayer(core.n_in, core.n_out, core.activation, core.p_dropout)
 
 
-def layer_from_spec(spec: Any) -> Layer:
-    """The layer a :meth:`Layer.spec` dict describes (``ValueError`` if malformed)."""
-    return layer_from_core(core_from_spec(spec))
+def chain_of(layers: Sequence[Layer]) -> Chain:
+    """The math of the book's ``layers``: the :class:`~portable_nn._math.chain.Chain` of their cores.
 
-
-def check_stack(layers: Sequence[Layer]) -> None:
-    """Consecutive layers must fit (``n_out`` of one is ``n_in`` of the next); only the last is softmax."""
-    if not layers:
-        raise ValueError("layers must hold at least one layer (the last a SoftmaxLayer)")
+    Every element must be one of the book's layer classes (``TypeError``), consecutive layers must fit and
+    the last, and only the last, must be a :class:`SoftmaxLayer` (``ValueError``).
+    """
     for i, layer in enumerate(layers):
         if not isinstance(layer, Layer):
             raise TypeError(f"layers[{i}] must be a ConvPoolLayer, FullyConnectedLayer or SoftmaxLayer; got {layer!r}")
-        if isinstance(layer, SoftmaxLayer) != (i == len(layers) - 1):
-            raise ValueError("the last layer, and only the last, must be a SoftmaxLayer (the log-likelihood cost)")
-    chain_of(layers)
-
-
-def chain_of(layers: Sequence[Layer]) -> Chain:
-    """The math of ``layers``: the :class:`~portable_nn._math.chain.Chain` of their cores (fits checked)."""
-    return Chain(tuple(layer.core for layer in layers))
+    return softmax_chain([layer.core for layer in layers])

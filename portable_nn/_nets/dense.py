@@ -125,7 +125,7 @@ class DenseNetwork(TrainableNetwork):
         self.chain = spec.chain(self.sizes)
         self._evaluator = Evaluator.build(self.chain, self.backend, self.float_dtype)
         self._backprop: Backprop | None = None
-        self._ones_cache: dict[int, Any] = {}
+        self._ones_cache = {}
         self._compiled: dict[tuple[UpdateRule, float | None], tuple[Step, Epoch]] = {}
         self._velocities = None
         #: Fraction of output activations within machine epsilon of 0 or 1 at the last evaluation.
@@ -243,15 +243,6 @@ class DenseNetwork(TrainableNetwork):
             raise ValueError(f"{name} must have shape ({rows}, m) (one sample per column); got {shape}")
         return dataforms.as_network_array(array, name, self.backend, self.dtype)
 
-    def _ones(self, m: int) -> Any:
-        """A cached ``(m, 1)`` column of ones of the network's dtype on its device."""
-        ones = self._ones_cache.get(m)
-        if ones is None:
-            ones = self._ones_cache[m] = self.xp.ones(
-                (m, 1), dtype=self.backend.dtype(self.dtype), device=self.backend.device
-            )
-        return ones
-
     def _device_data(self, data: Any, name: str, *, training: bool) -> dataforms.DeviceData:
         return dataforms.to_device(
             data, name, self.sizes[0], self.sizes[-1], self.backend, self.dtype, training=training
@@ -284,7 +275,7 @@ class DenseNetwork(TrainableNetwork):
             raise ValueError(f"x and y must have the same number of columns; got {x.shape[1]} and {y.shape[1]}")
         if self._backprop is None:
             self._backprop = self.chain.backprop(self.xp, self.spec.cost)
-        nabla_w, nabla_b = self._backprop(self.weights, self.biases, x, y, None, self._ones(x.shape[1]), None)
+        nabla_w, nabla_b = self._backprop(self.weights, self.biases, x, y, None, self.ones_column(x.shape[1]), None)
         return nabla_b, nabla_w
 
     # -- the training protocol (portable_nn._train.protocol; the rest in TrainableNetwork) ----
@@ -314,20 +305,14 @@ class DenseNetwork(TrainableNetwork):
         step, _ = self.training_step(self.update_rule(lmbda, n, 0.0, regularization), data.divisor)
         idx = self.xp.arange(data.n, dtype=self.backend.index_dtype, device=self.backend.device)
         self.set_training_state(
-            step(self.training_state(False), data.inputs, data.targets, idx, self._ones(data.n), eta)
+            step(self.training_state(False), data.inputs, data.targets, idx, self.ones_column(data.n), eta)
         )
 
     # -- evaluation (portable_nn._train.evaluation) -------------------------------------
-    def _count_correct(self, data: dataforms.DeviceData) -> int:
-        """Samples whose most active output neuron is the label (one host copy); notes ``output_saturation``."""
-        correct, self.output_saturation = self._evaluator.count_correct(tuple(self.weights), tuple(self.biases), data)
-        return correct
-
     def _total_cost(self, data: dataforms.DeviceData, lmbda: float, regularization: str) -> float:
         """Mean cost over ``data`` plus the regularisation term (the book's ``total_cost``; one host copy)."""
-        return self._evaluator.total_cost(
-            tuple(self.weights), tuple(self.biases), data, self.spec.cost, lmbda / data.n, regularization
-        )
+        decay = self.update_rule(lmbda, data.n, 0.0, regularization).decay
+        return self._evaluator.total_cost(*self._params(), data, self.spec.cost, decay, regularization)
 
     # -- files ------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:

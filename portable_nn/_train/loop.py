@@ -31,7 +31,7 @@ import numpy as np
 
 from .._backend.backends import host_view
 from .._backend.compiled import chunk_size, wait
-from .._base.types import Array, Namespace
+from .._base.types import Namespace
 from .._data.forms import DeviceData
 from .._math import initializers
 from .._math.updates import State, UpdateRule
@@ -120,15 +120,6 @@ class _Runner:
         self.step, self.epoch = compiled
         self._pace: float | None = None  # seconds per compiled mini-batch, once measured
         self._last_done: float | None = None
-        self._ones: dict[int, Array] = {}
-
-    def ones(self, m: int) -> Array:
-        """A cached ``(m, 1)`` column of ones of the network's dtype on its device (the column layout's sums)."""
-        ones = self._ones.get(m)
-        if ones is None:
-            backend = self.net.backend
-            ones = self._ones[m] = backend.xp.ones((m, 1), dtype=self.net.float_dtype, device=backend.device)
-        return ones
 
     def run(self, state: State, order: Any, eta: float, on_batch: Callable[[int], None] | None) -> State:
         """One epoch over ``order`` (``(n,)`` indices on the device) from ``state``; returns the new state.
@@ -148,7 +139,7 @@ class _Runner:
             start = 0
         for k in range(start, n, m):
             stop = min(k + m, n)  # out-of-bounds slice stops are not standard
-            state = self.step(state, data.inputs, data.targets, order[k:stop], self.ones(stop - k), eta)
+            state = self.step(state, data.inputs, data.targets, order[k:stop], self.net.ones_column(stop - k), eta)
             if on_batch is not None:
                 on_batch(stop - k)
         return state
@@ -160,7 +151,7 @@ class _Runner:
         they change only how often Python looks in, never the result.
         """
         n_batches, m = rows.shape
-        data, ones, epoch = self.train, self.ones(m), self.epoch
+        data, ones, epoch = self.train, self.net.ones_column(m), self.epoch
         assert epoch is not None  # run() calls this only where the backend compiles
         queued: tuple[State, int] | None = None
         self._last_done = None

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from .._backend.backends import Backend
-from .._base.types import DType
+from .._base.types import Array, DType
 from .._math.initializers import RandomSource
 from .._math.updates import State, UpdateRule
 
@@ -26,7 +26,8 @@ Epoch = Callable[..., State] | None
 class Trainable(Protocol):
     """What :func:`portable_nn._train.loop.sgd` needs from a network.
 
-    ``backend``: where its arrays live; ``float_dtype``: their dtype object;
+    ``backend``: where its arrays live; ``float_dtype``: their dtype object; ``ones_column``: the ones
+    column a step sums columns with;
     ``random_source``: the host NumPy generator every shuffle (and dropout mask)
     is drawn from; ``output_saturation``: the fraction of saturated outputs at
     the last evaluation (the divergence check reads it).
@@ -43,6 +44,10 @@ class Trainable(Protocol):
     @property
     def random_source(self) -> RandomSource:
         """The network's NumPy generator (or NumPy's global state with ``seed=None``)."""
+        ...
+
+    def ones_column(self, m: int) -> Array:
+        """An ``(m, 1)`` column of ones of the network's dtype on its device (every step gets one)."""
         ...
 
     def training_state(self, momentum: bool) -> State:

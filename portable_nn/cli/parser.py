@@ -14,7 +14,7 @@ from .. import __version__
 from .._backend.backends import KNOWN_BACKENDS
 from .._base import limits
 from .._base.runconfig import ACTIVATIONS, INITS, RENAMED_VALUES, renamed_note
-from .._base.validation import check_sizes
+from .._base.validation import check_sizes, int_at_least
 from .._data.mnist import DATA_ENV
 from .._math.costs import COST_ALIASES
 from ..network3 import PRESETS
@@ -45,19 +45,6 @@ def _sizes(text: str) -> list[int]:
         return check_sizes(sizes)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _int_at_least(minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an int >= {minimum}; got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an int >= {minimum}; got {text!r}")
-        return value
-
-    return parse
 
 
 def _float_in(low: float, high: float, *, low_open: bool, what: str) -> Callable[[str], float]:
@@ -156,11 +143,11 @@ def _add_chapter3_options(train: argparse.ArgumentParser) -> None:
         help="momentum coefficient mu (default: 0, plain SGD)",
     )  # fmt: skip
     ch3.add_argument(
-        "--early-stopping", type=_int_at_least(0), default=d.early_stopping, metavar="N",
+        "--early-stopping", type=int_at_least(0), default=d.early_stopping, metavar="N",
         help="stop after N epochs without a better evaluation accuracy (default: 0, off)",
     )  # fmt: skip
     ch3.add_argument(
-        "--schedule", type=_int_at_least(0), default=d.schedule, metavar="N",
+        "--schedule", type=int_at_least(0), default=d.schedule, metavar="N",
         help="halve eta after N epochs without a better accuracy; stop at eta/128 (default: 0, off)",
     )  # fmt: skip
     ch3.add_argument(
@@ -176,23 +163,23 @@ def _add_train_options(train: argparse.ArgumentParser) -> None:
         "--sizes", type=_sizes, default=list(d.sizes), help="layer sizes (default: 784,30,10)"
     )  # fmt: skip
     train.add_argument(
-        "--epochs", type=_int_at_least(0), default=None, help=f"epochs (default: {d.epochs}, or the preset's)"
+        "--epochs", type=int_at_least(0), default=None, help=f"epochs (default: {d.epochs}, or the preset's)"
     )
     train.add_argument(
-        "--batch-size", type=_int_at_least(1), default=d.batch_size, help=f"mini-batch size (default: {d.batch_size})"
+        "--batch-size", type=int_at_least(1), default=d.batch_size, help=f"mini-batch size (default: {d.batch_size})"
     )
     train.add_argument(
         "--eta", type=_float_in(0.0, float("inf"), low_open=True, what="a finite number > 0"), default=None,
         help=f"learning rate (default: {d.eta:g}, or the preset's)",
     )  # fmt: skip
-    train.add_argument("--seed", type=_int_at_least(0), default=None, help="random seed, >= 0 (default: fresh)")
+    train.add_argument("--seed", type=int_at_least(0), default=None, help="random seed, >= 0 (default: fresh)")
     train.add_argument(
-        "--train-size", type=_int_at_least(1), default=None,
+        "--train-size", type=int_at_least(1), default=None,
         help="train on the first N training images; more than the data has is an error "
         "(default: 50000, the book's split; 250000 for expanded presets)",
     )  # fmt: skip
     train.add_argument(
-        "--test-size", type=_int_at_least(1), default=None,
+        "--test-size", type=int_at_least(1), default=None,
         help=f"evaluate on the first N images; more than the data has is an error (default: {d.test_size})",
     )  # fmt: skip
     train.add_argument(

@@ -27,29 +27,15 @@ from types import FrameType
 from typing import Any
 
 from .._base.signals import STOP_SIGNALS, handling
+from .._base.validation import int_at_least
 
 __all__ = ["add_sweep_parser", "cmd_sweep", "main"]
 
 _PROG = "portable-nn sweep"
 
 
-def _int_at_least(low: int, what: str) -> Callable[[str], int]:
-    """An argparse ``type=``: an int ``>= low``, refused as ``expected WHAT; got '...'``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}; got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected {what}; got {text!r}")
-        return value
-
-    return parse
-
-
-_positive_int = _int_at_least(1, "a positive int")
-_non_negative_int = _int_at_least(0, "an int >= 0")
+_positive_int = int_at_least(1, "a positive int")
+_non_negative_int = int_at_least(0)
 
 
 def add_sweep_parser(subparsers: Any) -> None:
